@@ -1,0 +1,211 @@
+//! containerd's own record of a CRI container, the exact source of the
+//! declared groups D on containerd nodes.
+//!
+//! containerd stores each CRI container's `ContainerConfig` (as sent by the
+//! kubelet) in its metadata store, as the container extension
+//! `io.cri-containerd.container.metadata`; it is there before the runtime's
+//! `create` runs. The wrapper reads it with one `Containers.Get` on the
+//! containerd socket that its parent shim names.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use containerd_client::services::v1::GetContainerRequest;
+use containerd_client::services::v1::containers_client::ContainersClient;
+
+/// The extension in which containerd's CRI plugin keeps a container's metadata.
+pub const METADATA_EXTENSION: &str = "io.cri-containerd.container.metadata";
+
+/// How long the wrapper waits for containerd before falling back.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// containerd's gRPC socket and the namespace of the container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoint {
+    pub socket: PathBuf,
+    pub namespace: String,
+}
+
+/// Finds containerd from the runc shim that runs us: its command line
+/// (`containerd-shim-runc-v2 -namespace NS -id ID -address SOCK`) names socket
+/// and namespace. Without it, the shim's `TTRPC_ADDRESS` (`SOCK.ttrpc`) names
+/// the socket and the last component of `--root` the namespace.
+pub fn endpoint(parent_cmdline: Option<&[u8]>, root: Option<&Path>) -> Option<Endpoint> {
+    if let Some(ep) = parent_cmdline.and_then(endpoint_from_shim_cmdline) {
+        return Some(ep);
+    }
+    let ttrpc = std::env::var("TTRPC_ADDRESS").ok()?;
+    let socket = ttrpc.strip_suffix(".ttrpc")?;
+    let namespace = root?.file_name()?.to_str()?;
+    Some(Endpoint {
+        socket: PathBuf::from(socket),
+        namespace: namespace.to_string(),
+    })
+}
+
+/// Reads `-address` and `-namespace` from a NUL-separated shim command line.
+pub fn endpoint_from_shim_cmdline(cmdline: &[u8]) -> Option<Endpoint> {
+    let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+    let program = Path::new(std::str::from_utf8(args.first()?).ok()?);
+    if !program
+        .file_name()?
+        .to_str()?
+        .starts_with("containerd-shim")
+    {
+        return None;
+    }
+    let value = |flag: &str| -> Option<String> {
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let a = std::str::from_utf8(a).ok()?;
+            let name = a.trim_start_matches('-');
+            if a.starts_with('-') {
+                if let Some(v) = name.strip_prefix(flag).and_then(|r| r.strip_prefix('=')) {
+                    return Some(v.to_string());
+                }
+                if name == flag {
+                    return it
+                        .next()
+                        .and_then(|v| std::str::from_utf8(v).ok())
+                        .map(String::from);
+                }
+            }
+        }
+        None
+    };
+    Some(Endpoint {
+        socket: PathBuf::from(value("address")?),
+        namespace: value("namespace")?,
+    })
+}
+
+/// The CRI metadata as containerd's `versionedMetadata` JSON holds it; only
+/// the declared groups are read.
+#[derive(serde::Deserialize)]
+struct Versioned {
+    #[serde(rename = "Metadata")]
+    metadata: Metadata,
+}
+
+#[derive(serde::Deserialize)]
+struct Metadata {
+    #[serde(rename = "Config")]
+    config: Option<CriConfig>,
+}
+
+#[derive(serde::Deserialize)]
+struct CriConfig {
+    linux: Option<Linux>,
+}
+
+#[derive(serde::Deserialize)]
+struct Linux {
+    security_context: Option<SecurityContext>,
+}
+
+#[derive(serde::Deserialize)]
+struct SecurityContext {
+    #[serde(default)]
+    supplemental_groups: Vec<i64>,
+}
+
+/// D from the extension's JSON: `Metadata.Config.linux.security_context.supplemental_groups`.
+/// An absent list means the pod declared no groups.
+pub fn parse_declared(metadata_json: &[u8]) -> Result<Vec<u32>> {
+    let v: Versioned =
+        serde_json::from_slice(metadata_json).context("parsing containerd's CRI metadata")?;
+    let config = v
+        .metadata
+        .config
+        .ok_or_else(|| anyhow!("containerd's CRI metadata holds no container config"))?;
+    let groups = config
+        .linux
+        .and_then(|l| l.security_context)
+        .map(|s| s.supplemental_groups)
+        .unwrap_or_default();
+    // The kubelet only sends gids in 0..2^31; anything else can match no gid in A.
+    Ok(groups
+        .into_iter()
+        .filter_map(|g| u32::try_from(g).ok())
+        .collect())
+}
+
+/// Asks containerd for container `id` and returns its declared groups;
+/// `Ok(None)` when containerd holds no CRI record for it (not a CRI container).
+pub fn declared_groups(ep: &Endpoint, id: &str) -> Result<Option<Vec<u32>>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .context("starting the containerd client")?;
+    let extension = runtime.block_on(async {
+        tokio::time::timeout(TIMEOUT, get_extension(ep, id))
+            .await
+            .map_err(|_| anyhow!("no answer within {TIMEOUT:?}"))?
+    });
+    let extension = extension.with_context(|| {
+        format!(
+            "asking containerd at {} (namespace {}) for container {id}",
+            ep.socket.display(),
+            ep.namespace
+        )
+    })?;
+    extension.map(|json| parse_declared(&json)).transpose()
+}
+
+async fn get_extension(ep: &Endpoint, id: &str) -> Result<Option<Vec<u8>>> {
+    let channel = containerd_client::connect(&ep.socket).await?;
+    let mut client = ContainersClient::new(channel);
+    let mut request = tonic::Request::new(GetContainerRequest { id: id.to_string() });
+    request.metadata_mut().insert(
+        "containerd-namespace",
+        ep.namespace
+            .parse()
+            .context("namespace is not a valid header")?,
+    );
+    let container = match client.get(request).await {
+        Ok(response) => response.into_inner().container,
+        Err(status) if status.code() == tonic::Code::NotFound => return Ok(None),
+        Err(status) => return Err(anyhow!("{}: {}", status.code(), status.message())),
+    };
+    Ok(container
+        .and_then(|mut c| c.extensions.remove(METADATA_EXTENSION))
+        .map(|any| any.value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shim_cmdline() {
+        let ep = endpoint_from_shim_cmdline(
+            b"/usr/bin/containerd-shim-runc-v2\0-namespace\0k8s.io\0-id\0abc\0-address\0/run/containerd/containerd.sock\0",
+        )
+        .unwrap();
+        assert_eq!(ep.socket, PathBuf::from("/run/containerd/containerd.sock"));
+        assert_eq!(ep.namespace, "k8s.io");
+        let ep =
+            endpoint_from_shim_cmdline(b"containerd-shim-runc-v2\0--namespace=n\0--address=/s\0")
+                .unwrap();
+        assert_eq!((ep.socket, ep.namespace), (PathBuf::from("/s"), "n".into()));
+        assert!(
+            endpoint_from_shim_cmdline(b"/usr/bin/conmon\0-address\0/s\0-namespace\0n\0").is_none()
+        );
+        assert!(endpoint_from_shim_cmdline(b"containerd-shim-runc-v2\0-namespace\0n\0").is_none());
+        assert!(endpoint_from_shim_cmdline(b"").is_none());
+    }
+
+    #[test]
+    fn metadata() {
+        let json = br#"{"Version":"v1","Metadata":{"ID":"abc","Name":"c","SandboxID":"s","Config":{"metadata":{"name":"c"},"image":{"image":"x"},"linux":{"security_context":{"run_as_user":{"value":1000},"supplemental_groups":[60000,2000]}}}}}"#;
+        assert_eq!(parse_declared(json).unwrap(), vec![60000, 2000]);
+        let none = br#"{"Version":"v1","Metadata":{"ID":"abc","Config":{"linux":{"security_context":{}}}}}"#;
+        assert_eq!(parse_declared(none).unwrap(), Vec::<u32>::new());
+        let no_linux = br#"{"Version":"v1","Metadata":{"Config":{}}}"#;
+        assert_eq!(parse_declared(no_linux).unwrap(), Vec::<u32>::new());
+        assert!(parse_declared(br#"{"Version":"v1","Metadata":{}}"#).is_err());
+        assert!(parse_declared(b"garbage").is_err());
+    }
+}

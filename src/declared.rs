@@ -1,0 +1,119 @@
+//! Where the declared groups D of a container come from, most exact first
+//! (see DESIGN.md, "Where D comes from"):
+//!
+//! 1. containerd's record of the CRI request (exact; no image file is read);
+//! 2. otherwise the image groups recomputed from the rootfs, to be removed:
+//!    a declared gid that the image also grants is then removed as well
+//!    (fail closed), and the decision log says so.
+//!
+//! The sandbox's `config.json` is not a source: containerd ≥ 1.6.18 resets its
+//! `additionalGids` to the primary gid.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+
+use crate::containerd;
+use crate::groups::{self, Caller};
+use crate::policy::Allowed;
+use crate::rootfs;
+use crate::spec::Config;
+
+/// The most the wrapper reads of an image's `/etc/passwd` or `/etc/group`.
+pub const IMAGE_FILE_CAP: u64 = 16 << 20;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// containerd's `io.cri-containerd.container.metadata` record.
+    Containerd,
+    /// Image groups recomputed from the container's rootfs.
+    Rootfs,
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Source::Containerd => "containerd",
+            Source::Rootfs => "rootfs",
+        })
+    }
+}
+
+/// What is known of D for one container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Declared {
+    pub source: Source,
+    pub allowed: Allowed,
+    /// Why a less exact source was used, for the decision log.
+    pub note: Option<String>,
+}
+
+/// Finds D for the container `id` about to be created from `config`.
+pub fn for_create(
+    id: &str,
+    runtime_root: Option<&Path>,
+    bundle: &Path,
+    config: &Config,
+) -> Result<Declared> {
+    let parent = std::fs::read(format!(
+        "/proc/{}/cmdline",
+        std::os::unix::process::parent_id()
+    ))
+    .ok();
+    let note = match containerd::endpoint(parent.as_deref(), runtime_root) {
+        Some(ep) => match containerd::declared_groups(&ep, id) {
+            Ok(Some(groups)) => {
+                return Ok(Declared {
+                    source: Source::Containerd,
+                    allowed: Allowed::Only(groups.into_iter().collect()),
+                    note: None,
+                });
+            }
+            Ok(None) => "containerd holds no CRI record for this container".to_string(),
+            Err(e) => format!("{e:#}"),
+        },
+        None => "not run by containerd".to_string(),
+    };
+    let image = image_groups(bundle, config)?;
+    Ok(Declared {
+        source: Source::Rootfs,
+        allowed: Allowed::AllBut(image),
+        note: Some(format!(
+            "{note}; removing the image's groups, including any the pod also declares"
+        )),
+    })
+}
+
+/// The groups the image grants the process user, as the CRI runtime that
+/// wrote the spec computed them.
+fn image_groups(bundle: &Path, config: &Config) -> Result<BTreeSet<u32>> {
+    let root_path = config
+        .root_path
+        .as_deref()
+        .context("config.json has no root.path, so the image's groups cannot be read")?;
+    let root = bundle.join(root_path);
+    let read = |file: &str| {
+        rootfs::read_in_root(&root, file, IMAGE_FILE_CAP)
+            .with_context(|| format!("recomputing image groups from {}", root.display()))
+    };
+    let (Some(passwd), Some(group)) = (read("/etc/passwd")?, read("/etc/group")?) else {
+        return Ok(BTreeSet::new());
+    };
+    let caller = if config
+        .annotations
+        .keys()
+        .any(|k| k.starts_with("io.kubernetes.cri."))
+    {
+        Caller::Containerd
+    } else {
+        Caller::Other
+    };
+    Ok(groups::image_groups(
+        &passwd,
+        &group,
+        config.user.uid,
+        caller,
+    ))
+}

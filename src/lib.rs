@@ -1,0 +1,24 @@
+//! strict-groups: an OCI runtime wrapper that applies Kubernetes' Strict
+//! supplemental groups policy (KEP-3619) to `process.user.additionalGids`,
+//! then executes the real runtime with the same arguments.
+//!
+//! Pure core: [`cli`] (argv scanning), [`policy`] (the decision), [`groups`]
+//! (image passwd/group parsing), [`spec`] (reading and rewriting the spec).
+//! Shell around it: [`wrapper`] (the flow of one invocation), [`declared`]
+//! and [`containerd`] (where D comes from), [`rootfs`] (safe reads in an
+//! image), [`state`] (a running container's bundle), [`atomic`], [`config`],
+//! [`log`], [`runtime`].
+
+pub mod atomic;
+pub mod cli;
+pub mod config;
+pub mod containerd;
+pub mod declared;
+pub mod groups;
+pub mod log;
+pub mod policy;
+pub mod rootfs;
+pub mod runtime;
+pub mod spec;
+pub mod state;
+pub mod wrapper;

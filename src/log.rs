@@ -1,0 +1,159 @@
+//! What the wrapper writes for others to read: errors in the runtime's
+//! `--log` file (where containerd and CRI-O look for a failed runtime's
+//! reason, which the kubelet then shows in `kubectl describe pod`), and one
+//! line per decision.
+//!
+//! Lines follow the runtime's `--log-format`: JSON (`{"level":..,"msg":..,
+//! "time":..}`, the format runc's logrus writes and containerd parses) or
+//! logrus' text format. Writes are single `write(2)` calls to a file opened
+//! with `O_APPEND`, so concurrent writers never interleave within a line.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value, json};
+
+/// Every message the wrapper writes starts with this.
+pub const PREFIX: &str = "strict-groups: ";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Json,
+    Text,
+}
+
+impl Format {
+    /// runc's default is text; containerd and CRI-O ask for JSON.
+    pub fn from_flag(flag: Option<&str>) -> Format {
+        match flag {
+            Some("json") => Format::Json,
+            _ => Format::Text,
+        }
+    }
+}
+
+/// One log line: level, message and extra fields, in this order.
+pub fn line(format: Format, level: &str, msg: &str, fields: &Map<String, Value>) -> String {
+    let time = rfc3339_now();
+    match format {
+        Format::Json => {
+            let mut obj = Map::new();
+            obj.insert("level".into(), json!(level));
+            obj.insert("msg".into(), json!(msg));
+            obj.insert("time".into(), json!(time));
+            for (k, v) in fields {
+                obj.insert(k.clone(), v.clone());
+            }
+            let mut s = Value::Object(obj).to_string();
+            s.push('\n');
+            s
+        }
+        Format::Text => {
+            // logrus text: time="..." level=error msg="..." key=value
+            let mut s = format!("time={time:?} level={level} msg={}", json!(msg));
+            for (k, v) in fields {
+                s.push_str(&format!(" {k}={v}"));
+            }
+            s.push('\n');
+            s
+        }
+    }
+}
+
+/// Appends `line` to the runtime log file, creating it as runc does.
+pub fn append(path: &Path, line: &str) -> std::io::Result<()> {
+    let mut f = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o644)
+        .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY)
+        .open(path)?;
+    f.write_all(line.as_bytes())
+}
+
+/// Sends `msg` to the local syslog socket (journald on systemd nodes reads
+/// it), tagged `strict-groups`. Best effort: a node without a syslog daemon
+/// loses nothing else, and the send never blocks.
+pub fn syslog(severity: u8, msg: &str) {
+    const FACILITY_DAEMON: u8 = 3;
+    let Ok(sock) = UnixDatagram::unbound() else {
+        return;
+    };
+    let _ = sock.set_nonblocking(true);
+    let packet = format!(
+        "<{}>strict-groups[{}]: {}",
+        FACILITY_DAEMON * 8 + severity,
+        std::process::id(),
+        msg
+    );
+    let _ = sock.send_to(packet.as_bytes(), "/dev/log");
+}
+
+/// The current UTC time as RFC 3339 with nanoseconds, like Go's
+/// `time.RFC3339Nano` that runc's logs use.
+pub fn rfc3339_now() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    rfc3339(now.as_secs() as i64, now.subsec_nanos())
+}
+
+fn rfc3339(secs: i64, nanos: u32) -> String {
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_format() {
+        assert_eq!(rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(rfc3339(951_782_400, 5), "2000-02-29T00:00:00.000000005Z");
+        assert_eq!(rfc3339(1_795_600_333, 0), "2026-11-25T09:52:13.000000000Z");
+    }
+
+    #[test]
+    fn json_line_is_what_containerd_parses() {
+        let mut fields = Map::new();
+        fields.insert("container".into(), json!("abc"));
+        let l = line(Format::Json, "error", "strict-groups: x \"y\"", &fields);
+        assert!(l.ends_with('\n') && l.matches('\n').count() == 1);
+        let v: Value = serde_json::from_str(&l).unwrap();
+        assert_eq!(v["level"], "error");
+        assert_eq!(v["msg"], "strict-groups: x \"y\"");
+        assert_eq!(v["container"], "abc");
+        assert!(l.starts_with("{\"level\":\"error\",\"msg\":"));
+    }
+
+    #[test]
+    fn text_line() {
+        let l = line(Format::Text, "error", "strict-groups: a\nb", &Map::new());
+        assert!(l.starts_with("time=\""), "{l}");
+        assert!(
+            l.ends_with(" level=error msg=\"strict-groups: a\\nb\"\n"),
+            "{l}"
+        );
+    }
+}

@@ -1,0 +1,103 @@
+//! Where a running container's bundle is, read from the real runtime's own
+//! state file: what an exec needs to find the container's `config.json`
+//! without running a subprocess.
+//!
+//! runc keeps `<root>/<id>/state.json` with the bundle in `config.labels`
+//! (`"bundle=/path"`); youki keeps `state.json` with `bundle`; crun keeps
+//! `<root>/<id>/status` with `bundle`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+#[derive(serde::Deserialize)]
+struct StateFile {
+    #[serde(default)]
+    bundle: Option<PathBuf>,
+    #[serde(default)]
+    config: Option<RuncConfig>,
+}
+
+#[derive(serde::Deserialize)]
+struct RuncConfig {
+    #[serde(default)]
+    labels: Vec<String>,
+}
+
+/// Default state roots, by runtime binary name, when `--root` is absent.
+fn default_root(runtime: &Path) -> PathBuf {
+    let name = runtime
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match name.as_str() {
+        "crun" => PathBuf::from("/run/crun"),
+        "youki" => PathBuf::from("/run/youki"),
+        _ => PathBuf::from("/run/runc"),
+    }
+}
+
+/// The bundle directory of container `id`.
+pub fn bundle_of(runtime: &Path, root: Option<&Path>, id: &str) -> Result<PathBuf> {
+    if id.is_empty() || id.contains('/') || id == "." || id == ".." {
+        bail!("invalid container id {id:?}");
+    }
+    let root = root
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| default_root(runtime));
+    let dir = root.join(id);
+    for name in ["state.json", "status"] {
+        let path = dir.join(name);
+        let data = match std::fs::read(&path) {
+            Ok(data) => data,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
+        let state: StateFile = serde_json::from_slice(&data)
+            .with_context(|| format!("parsing runtime state {}", path.display()))?;
+        let from_label = state.config.and_then(|c| {
+            c.labels
+                .iter()
+                .find_map(|l| l.strip_prefix("bundle=").map(PathBuf::from))
+        });
+        if let Some(bundle) = state.bundle.or(from_label) {
+            return Ok(bundle);
+        }
+        bail!("runtime state {} names no bundle", path.display());
+    }
+    bail!(
+        "container {id:?} has no runtime state under {} (is it running?)",
+        root.display()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runc_crun_and_youki_layouts() {
+        let root = tempfile::tempdir().unwrap();
+        let write = |id: &str, file: &str, body: &str| {
+            std::fs::create_dir_all(root.path().join(id)).unwrap();
+            std::fs::write(root.path().join(id).join(file), body).unwrap();
+        };
+        write(
+            "a",
+            "state.json",
+            r#"{"id":"a","config":{"labels":["x=y","bundle=/b/a"]}}"#,
+        );
+        write("b", "status", r#"{"pid":1,"bundle":"/b/b","rootfs":"/r"}"#);
+        write("c", "state.json", r#"{"id":"c","bundle":"/b/c"}"#);
+        write("d", "state.json", r#"{"id":"d"}"#);
+        let r = Some(root.path());
+        let rt = Path::new("/usr/bin/runc");
+        assert_eq!(bundle_of(rt, r, "a").unwrap(), PathBuf::from("/b/a"));
+        assert_eq!(bundle_of(rt, r, "b").unwrap(), PathBuf::from("/b/b"));
+        assert_eq!(bundle_of(rt, r, "c").unwrap(), PathBuf::from("/b/c"));
+        assert!(bundle_of(rt, r, "d").is_err());
+        assert!(bundle_of(rt, r, "missing").is_err());
+        assert!(bundle_of(rt, r, "../a").is_err());
+        assert!(bundle_of(rt, r, "").is_err());
+    }
+}
