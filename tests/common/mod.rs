@@ -1,0 +1,263 @@
+//! Test fixtures: busybox rootfs with crafted `/etc/passwd` and `/etc/group`,
+//! bundles laid out as containerd lays them, and the wrapper run over a real
+//! runtime.
+#![allow(dead_code)]
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::{Value, json};
+
+pub const WRAPPER: &str = env!("CARGO_BIN_EXE_strict-groups");
+pub const POLICY: &str = "strict-groups.io/supplemental-groups-policy";
+
+/// The static busybox that Debian's `busybox-static` installs.
+pub const BUSYBOX: &str = "/bin/busybox";
+
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "these tests create real containers and must run as root"
+    );
+    assert!(Path::new(BUSYBOX).exists(), "install busybox-static");
+}
+
+/// An image's files.
+#[derive(Clone, Debug, Default)]
+pub struct Image {
+    pub passwd: Option<String>,
+    pub group: Option<String>,
+}
+
+/// The KEP-3619 example image: alice (1000) is in `group-in-image` (50000).
+pub fn kep_image() -> Image {
+    Image {
+        passwd: Some(
+            "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n".into(),
+        ),
+        group: Some("root:x:0:\nalice:x:1000:\ngroup-in-image:x:50000:alice\n".into()),
+    }
+}
+
+/// A bundle directory (removed on drop) with a rootfs and a `config.json`.
+pub struct Bundle {
+    pub dir: tempfile::TempDir,
+    pub id: String,
+    pub root: PathBuf,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+pub fn unique_id(prefix: &str) -> String {
+    format!(
+        "sg-{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+pub fn build_rootfs(rootfs: &Path, image: &Image) {
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::create_dir_all(rootfs.join("etc")).unwrap();
+    for d in ["proc", "dev", "sys", "tmp"] {
+        std::fs::create_dir_all(rootfs.join(d)).unwrap();
+    }
+    std::fs::copy(BUSYBOX, rootfs.join("bin/busybox")).unwrap();
+    for applet in ["sh", "id", "sleep", "cat", "true"] {
+        symlink("busybox", rootfs.join("bin").join(applet)).unwrap();
+    }
+    if let Some(p) = &image.passwd {
+        std::fs::write(rootfs.join("etc/passwd"), p).unwrap();
+    }
+    if let Some(g) = &image.group {
+        std::fs::write(rootfs.join("etc/group"), g).unwrap();
+    }
+}
+
+/// A spec as `runc spec` writes it, then shaped as containerd's CRI plugin
+/// shapes it: process user, args, annotations, compact JSON.
+pub fn containerd_spec(
+    args: &[&str],
+    uid: u32,
+    gid: u32,
+    additional_gids: &[u32],
+    annotations: &[(&str, &str)],
+) -> Value {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new("runc")
+        .args(["spec", "--bundle"])
+        .arg(tmp.path())
+        .output()
+        .expect("runc spec");
+    assert!(out.status.success(), "runc spec: {out:?}");
+    let mut spec: Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("config.json")).unwrap()).unwrap();
+    spec["process"]["terminal"] = json!(false);
+    spec["process"]["args"] = json!(args);
+    spec["process"]["user"] = json!({"uid": uid, "gid": gid, "additionalGids": additional_gids});
+    spec["root"] = json!({"path": "rootfs", "readonly": false});
+    let mut ann = serde_json::Map::new();
+    ann.insert(
+        "io.kubernetes.cri.container-type".into(),
+        json!("container"),
+    );
+    ann.insert("io.kubernetes.cri.container-name".into(), json!("app"));
+    ann.insert(
+        "io.kubernetes.cri.sandbox-namespace".into(),
+        json!("default"),
+    );
+    ann.insert("io.kubernetes.cri.sandbox-name".into(), json!("kep-pod"));
+    for (k, v) in annotations {
+        ann.insert((*k).into(), json!(v));
+    }
+    spec["annotations"] = Value::Object(ann);
+    spec
+}
+
+impl Bundle {
+    pub fn new(prefix: &str, image: &Image, spec: &Value) -> Bundle {
+        let dir = tempfile::Builder::new()
+            .prefix("sg-bundle")
+            .tempdir()
+            .unwrap();
+        build_rootfs(&dir.path().join("rootfs"), image);
+        std::fs::write(
+            dir.path().join("config.json"),
+            serde_json::to_vec(spec).unwrap(),
+        )
+        .unwrap();
+        let root = dir.path().join("runtime-root");
+        Bundle {
+            dir,
+            id: unique_id(prefix),
+            root,
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.path().join("config.json")
+    }
+
+    pub fn config_bytes(&self) -> Vec<u8> {
+        std::fs::read(self.config_path()).unwrap()
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.path().join("log.json")
+    }
+
+    /// The lines of the runtime `--log` file, parsed.
+    pub fn log_lines(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.log_path())
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("log line {l:?}: {e}")))
+            .collect()
+    }
+
+    /// The wrapper's decision lines in the log.
+    pub fn decisions(&self) -> Vec<Value> {
+        self.log_lines()
+            .into_iter()
+            .filter(|l| l["msg"] == "strict-groups: decision")
+            .collect()
+    }
+
+    /// Global flags as containerd's shim passes them.
+    pub fn globals(&self) -> Vec<String> {
+        vec![
+            "--root".into(),
+            self.root.display().to_string(),
+            "--log".into(),
+            self.log_path().display().to_string(),
+            "--log-format".into(),
+            "json".into(),
+        ]
+    }
+}
+
+impl Drop for Bundle {
+    fn drop(&mut self) {
+        for runtime in ["runc", "crun"] {
+            let _ = Command::new(runtime)
+                .arg("--root")
+                .arg(&self.root)
+                .args(["delete", "--force", &self.id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+    }
+}
+
+/// A node config file for the wrapper.
+pub struct NodeConfig {
+    pub dir: tempfile::TempDir,
+}
+
+impl NodeConfig {
+    pub fn new(body: &str) -> NodeConfig {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.toml"), body).unwrap();
+        NodeConfig { dir }
+    }
+
+    pub fn runtime(runtime: &str) -> NodeConfig {
+        Self::new(&format!("runtime = {runtime:?}\n"))
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("config.toml")
+    }
+}
+
+/// Runs the wrapper with `args` and the node config, stdin closed.
+pub fn wrapper(config: &NodeConfig, args: &[String]) -> Command {
+    let mut cmd = Command::new(WRAPPER);
+    cmd.args(args)
+        .env("STRICT_GROUPS_CONFIG", config.path())
+        .env_remove("TTRPC_ADDRESS")
+        .stdin(Stdio::null());
+    cmd
+}
+
+pub fn output(mut cmd: Command) -> Output {
+    cmd.output().expect("running the wrapper")
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).trim().to_string()
+}
+
+/// `run --bundle B ID` through the wrapper (foreground): what the container printed.
+pub fn run_container(config: &NodeConfig, b: &Bundle) -> Output {
+    let mut args = b.globals();
+    args.extend([
+        "run".into(),
+        "--bundle".into(),
+        b.path().display().to_string(),
+        b.id.clone(),
+    ]);
+    output(wrapper(config, &args))
+}
+
+/// True when crun failed the way crun 1.8.1 does on a hybrid cgroup layout
+/// (it says so on stderr or in the `--log` file).
+pub fn crun_cannot_run_here(out: &Output, b: &Bundle) -> bool {
+    const HYBRID: &str = "cgroups in hybrid mode not supported";
+    !out.status.success()
+        && (stderr(out).contains(HYBRID)
+            || std::fs::read_to_string(b.log_path())
+                .unwrap_or_default()
+                .contains(HYBRID))
+}

@@ -1,0 +1,415 @@
+//! The wrapper over real runc (and crun where it can run): real containers
+//! from a busybox rootfs, groups read with `id -G` inside the container.
+//! Here the wrapper is not run by containerd's shim, so the declared groups
+//! come from the rootfs fallback; `containerd_source.rs` covers the exact one.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::process::Stdio;
+
+/// Runs `id -G` through the wrapper with the KEP image and the given user;
+/// returns the groups the container printed and the bundle.
+fn id_groups(
+    config: &NodeConfig,
+    image: &Image,
+    uid: u32,
+    gid: u32,
+    additional: &[u32],
+    annotations: &[(&str, &str)],
+) -> (String, Bundle) {
+    require_root();
+    let spec = containerd_spec(&["id", "-G"], uid, gid, additional, annotations);
+    let b = Bundle::new("id", image, &spec);
+    let out = run_container(config, &b);
+    assert!(
+        out.status.success(),
+        "run failed: {out:?}\nlog: {:?}",
+        b.log_lines()
+    );
+    (stdout(&out), b)
+}
+
+fn runc() -> NodeConfig {
+    NodeConfig::runtime("runc")
+}
+
+#[test]
+fn kep_example_image_group_is_removed() {
+    let (groups, b) = id_groups(
+        &runc(),
+        &kep_image(),
+        1000,
+        1000,
+        &[1000, 50000, 60000],
+        &[],
+    );
+    assert_eq!(groups, "1000 60000");
+    let d = &b.decisions()[0];
+    assert_eq!(d["removed"], serde_json::json!([50000]));
+    assert_eq!(d["kept"], serde_json::json!([1000, 60000]));
+    assert_eq!(d["source"], "rootfs");
+    assert_eq!(d["pod"], "default/kep-pod");
+    assert_eq!(d["policy"], "Strict");
+    assert_eq!(d["container"], b.id.as_str());
+    // Everything but the array is byte for byte what was there.
+    let after = String::from_utf8(b.config_bytes()).unwrap();
+    assert!(after.contains("\"additionalGids\":[1000,60000]"), "{after}");
+}
+
+#[test]
+fn without_the_wrapper_the_image_group_is_there() {
+    // The same bundle under bare runc: proves the test can tell the two apart.
+    require_root();
+    let spec = containerd_spec(&["id", "-G"], 1000, 1000, &[1000, 50000, 60000], &[]);
+    let b = Bundle::new("bare", &kep_image(), &spec);
+    let out = std::process::Command::new("runc")
+        .arg("--root")
+        .arg(&b.root)
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg(&b.id)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "1000 50000 60000");
+}
+
+#[test]
+fn declared_gid_the_image_also_grants_is_removed_by_the_rootfs_fallback() {
+    // Without containerd's record, 50000 cannot be told from an image-only
+    // group: fail closed, and say so.
+    let (groups, b) = id_groups(&runc(), &kep_image(), 1000, 1000, &[1000, 50000], &[]);
+    assert_eq!(groups, "1000");
+    let note = b.decisions()[0]["note"].as_str().unwrap().to_string();
+    assert!(
+        note.contains("including any the pod also declares"),
+        "{note}"
+    );
+}
+
+#[test]
+fn image_group_zero_is_removed() {
+    let image = Image {
+        group: Some("root:x:0:alice\nalice:x:1000:\n".into()),
+        ..kep_image()
+    };
+    let (groups, _) = id_groups(&runc(), &image, 1000, 1000, &[0, 1000], &[]);
+    assert_eq!(groups, "1000");
+}
+
+#[test]
+fn primary_fsgroup_and_volume_gids_are_kept() {
+    // gid 50000 is alice's primary here: kept although the image lists it.
+    let (groups, _) = id_groups(
+        &runc(),
+        &kep_image(),
+        1000,
+        50000,
+        &[2000, 3000, 50000],
+        &[],
+    );
+    assert_eq!(groups, "50000 2000 3000");
+}
+
+#[test]
+fn no_etc_group_removes_nothing_and_leaves_the_file_untouched() {
+    require_root();
+    let image = Image {
+        group: None,
+        ..kep_image()
+    };
+    let spec = containerd_spec(&["id", "-G"], 1000, 1000, &[1000, 50000, 60000], &[]);
+    let b = Bundle::new("nogroup", &image, &spec);
+    let before = b.config_bytes();
+    let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(b.config_path()).unwrap());
+    let out = run_container(&runc(), &b);
+    assert_eq!(stdout(&out), "1000 50000 60000");
+    assert_eq!(b.config_bytes(), before);
+    let ino_after =
+        std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(b.config_path()).unwrap());
+    assert_eq!(ino, ino_after, "config.json was replaced");
+    assert_eq!(b.decisions()[0]["removed"], serde_json::json!([]));
+}
+
+#[test]
+fn merge_annotation_needs_the_node_to_allow_it() {
+    let merge = [(POLICY, "Merge")];
+    let (groups, b) = id_groups(
+        &runc(),
+        &kep_image(),
+        1000,
+        1000,
+        &[1000, 50000, 60000],
+        &merge,
+    );
+    assert_eq!(groups, "1000 60000");
+    assert_eq!(b.decisions()[0]["merge_refused"], true);
+    let allow = NodeConfig::new("runtime = \"runc\"\nallow_merge_annotation = true\n");
+    let (groups, _) = id_groups(
+        &allow,
+        &kep_image(),
+        1000,
+        1000,
+        &[1000, 50000, 60000],
+        &merge,
+    );
+    assert_eq!(groups, "1000 50000 60000");
+}
+
+#[test]
+fn sandbox_containers_are_passed_through() {
+    require_root();
+    let spec = containerd_spec(
+        &["id", "-G"],
+        1000,
+        1000,
+        &[1000, 50000],
+        &[("io.kubernetes.cri.container-type", "sandbox")],
+    );
+    let b = Bundle::new("sandbox", &kep_image(), &spec);
+    let before = b.config_bytes();
+    let out = run_container(&runc(), &b);
+    assert_eq!(stdout(&out), "1000 50000");
+    assert_eq!(b.config_bytes(), before);
+    assert!(b.decisions().is_empty());
+}
+
+/// A refused create: no container, one error line naming strict-groups in the
+/// log, the message on stderr, config.json untouched.
+fn assert_refused(b: &Bundle, out: &std::process::Output, expect: &str) {
+    assert!(!out.status.success());
+    let errors: Vec<Value> = b
+        .log_lines()
+        .into_iter()
+        .filter(|l| l["level"] == "error")
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let msg = errors[0]["msg"].as_str().unwrap();
+    assert!(msg.starts_with("strict-groups: "), "{msg}");
+    assert!(msg.contains(expect), "{msg} lacks {expect:?}");
+    assert!(stderr(out).contains(expect), "stderr: {}", stderr(out));
+    let state = std::process::Command::new("runc")
+        .arg("--root")
+        .arg(&b.root)
+        .args(["state", &b.id])
+        .output()
+        .unwrap();
+    assert!(!state.status.success(), "the container exists");
+}
+
+#[test]
+fn bad_annotation_value_is_refused() {
+    require_root();
+    let spec = containerd_spec(&["id"], 1000, 1000, &[1000, 50000], &[(POLICY, "strict")]);
+    let b = Bundle::new("badann", &kep_image(), &spec);
+    let before = b.config_bytes();
+    let out = run_container(&runc(), &b);
+    assert_refused(
+        &b,
+        &out,
+        "invalid value \"strict\" for annotation strict-groups.io/supplemental-groups-policy",
+    );
+    assert_eq!(b.config_bytes(), before);
+}
+
+#[test]
+fn malformed_config_is_refused() {
+    require_root();
+    let spec = containerd_spec(&["id"], 1000, 1000, &[1000], &[]);
+    for (name, body) in [
+        ("truncated", b"{\"process\":{\"user\"".to_vec()),
+        ("not-object", b"[1,2]".to_vec()),
+        (
+            "wrong-type",
+            br#"{"process":{"user":{"uid":1,"gid":1,"additionalGids":"50000"}}}"#.to_vec(),
+        ),
+        (
+            "out-of-range",
+            br#"{"process":{"user":{"uid":1,"gid":1,"additionalGids":[4294967296]}}}"#.to_vec(),
+        ),
+        (
+            "duplicate",
+            br#"{"process":{"user":{"additionalGids":[1],"additionalGids":[2]}}}"#.to_vec(),
+        ),
+    ] {
+        let b = Bundle::new(name, &kep_image(), &spec);
+        std::fs::write(b.config_path(), &body).unwrap();
+        let out = run_container(&runc(), &b);
+        assert_refused(&b, &out, "config.json");
+        assert_eq!(b.config_bytes(), body, "{name}");
+    }
+}
+
+#[test]
+fn missing_bundle_is_refused() {
+    require_root();
+    let spec = containerd_spec(&["id"], 1000, 1000, &[1000], &[]);
+    let b = Bundle::new("nobundle", &kep_image(), &spec);
+    std::fs::remove_file(b.config_path()).unwrap();
+    let out = run_container(&runc(), &b);
+    assert_refused(&b, &out, "config.json");
+}
+
+#[test]
+fn missing_runtime_and_runtime_that_is_the_wrapper_are_refused() {
+    require_root();
+    let spec = containerd_spec(&["id"], 1000, 1000, &[1000], &[]);
+    for (runtime, expect) in [
+        ("/nonexistent/runc", "does not exist"),
+        ("no-such-runtime", "not found on PATH"),
+        (WRAPPER, "strict-groups itself"),
+    ] {
+        let b = Bundle::new("noruntime", &kep_image(), &spec);
+        let out = run_container(&NodeConfig::runtime(runtime), &b);
+        assert_refused(&b, &out, expect);
+    }
+}
+
+#[test]
+fn malformed_node_config_is_refused() {
+    require_root();
+    let spec = containerd_spec(&["id"], 1000, 1000, &[1000], &[]);
+    let b = Bundle::new("badnode", &kep_image(), &spec);
+    let out = run_container(&NodeConfig::new("default_policy = \"Sometimes\"\n"), &b);
+    assert_refused(&b, &out, "config.toml");
+}
+
+#[test]
+fn text_log_format() {
+    require_root();
+    let spec = containerd_spec(&["id"], 1000, 1000, &[1000], &[(POLICY, "bogus")]);
+    let b = Bundle::new("textlog", &kep_image(), &spec);
+    let args = vec![
+        "--root".into(),
+        b.root.display().to_string(),
+        "--log".into(),
+        b.log_path().display().to_string(),
+        "run".into(),
+        "-b".into(),
+        b.path().display().to_string(),
+        b.id.clone(),
+    ];
+    let out = output(wrapper(&runc(), &args));
+    assert!(!out.status.success());
+    let log = std::fs::read_to_string(b.log_path()).unwrap();
+    assert!(log.starts_with("time=\""), "{log}");
+    assert!(
+        log.contains(" level=error msg=\"strict-groups: container "),
+        "{log}"
+    );
+}
+
+/// create, start, exec, and the passthrough commands, with config.json made
+/// unreadable after create: a passthrough command never reads it.
+#[test]
+fn lifecycle_exec_and_passthrough() {
+    require_root();
+    let config = runc();
+    let spec = containerd_spec(&["sleep", "300"], 1000, 1000, &[1000, 50000, 60000], &[]);
+    let b = Bundle::new("life", &kep_image(), &spec);
+    let globals = b.globals();
+    let run = |extra: &[&str]| {
+        let mut args = globals.clone();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut cmd = wrapper(&config, &args);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        output(cmd)
+    };
+    let bundle = b.path().display().to_string();
+    let mut create = wrapper(
+        &config,
+        &[
+            globals.clone(),
+            vec![
+                "create".into(),
+                "--bundle".into(),
+                bundle.clone(),
+                b.id.clone(),
+            ],
+        ]
+        .concat(),
+    );
+    create.stdout(Stdio::null()).stderr(Stdio::null());
+    assert!(create.status().unwrap().success(), "{:?}", b.log_lines());
+    let out = run(&["start", &b.id]);
+    assert!(out.status.success(), "{out:?}");
+
+    // An exec arrives with the merged groups, as containerd builds it from the
+    // spec it stored before the wrapper rewrote config.json.
+    let process = b.path().join("exec-process.json");
+    let process_json = serde_json::json!({
+        "terminal": false, "user": {"uid": 1000, "gid": 1000, "additionalGids": [1000, 50000, 60000]},
+        "args": ["id", "-G"], "env": ["PATH=/bin"], "cwd": "/",
+    });
+    std::fs::write(&process, process_json.to_string()).unwrap();
+    let out = run(&["exec", "--process", &process.display().to_string(), &b.id]);
+    assert_eq!(stdout(&out), "1000 60000", "{out:?}");
+    let exec_decision = b
+        .decisions()
+        .into_iter()
+        .find(|d| d["action"] == "exec")
+        .unwrap();
+    assert_eq!(exec_decision["removed"], serde_json::json!([50000]));
+
+    // runc's own exec flags cannot add a group the main process lacks.
+    let out = run(&["exec", "--additional-gids", "50000", &b.id, "id", "-G"]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("does not have this group"), "{out:?}");
+    let out = run(&["exec", "-g", "60000", &b.id, "id", "-G"]);
+    assert_eq!(stdout(&out), "1000 60000", "{out:?}");
+
+    // Passthrough commands read no file: break config.json, they still work.
+    std::fs::write(b.config_path(), "garbage").unwrap();
+    let out = run(&["state", &b.id]);
+    assert!(out.status.success(), "{out:?}");
+    let state: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(state["status"], "running");
+    for cmd in [
+        vec!["ps", b.id.as_str()],
+        vec!["pause", &b.id],
+        vec!["resume", &b.id],
+    ] {
+        assert!(run(&cmd).status.success(), "{cmd:?}");
+    }
+    assert!(run(&["kill", &b.id, "9"]).status.success());
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(run(&["delete", &b.id]).status.success());
+    assert!(!run(&["state", &b.id]).status.success());
+}
+
+#[test]
+fn version_and_help_are_the_runtimes() {
+    for flag in ["--version", "--help", "features"] {
+        let ours = output(wrapper(&runc(), &[flag.to_string()]));
+        let theirs = std::process::Command::new("runc")
+            .arg(flag)
+            .output()
+            .unwrap();
+        assert_eq!(ours.stdout, theirs.stdout, "{flag}");
+        assert_eq!(ours.status.code(), theirs.status.code(), "{flag}");
+    }
+}
+
+#[test]
+fn crun_kep_example() {
+    require_root();
+    let config = NodeConfig::runtime("crun");
+    let spec = containerd_spec(&["id", "-G"], 1000, 1000, &[1000, 50000, 60000], &[]);
+    let b = Bundle::new("crun", &kep_image(), &spec);
+    let out = run_container(&config, &b);
+    // The wrapper has decided and rewritten config.json before crun runs,
+    // whether or not crun can then create the container here.
+    assert_eq!(b.decisions()[0]["removed"], serde_json::json!([50000]));
+    let after = String::from_utf8(b.config_bytes()).unwrap();
+    assert!(after.contains("\"additionalGids\":[1000,60000]"), "{after}");
+    if crun_cannot_run_here(&out, &b) {
+        eprintln!(
+            "SKIPPED crun container start: crun cannot create containers on this host's hybrid cgroup layout"
+        );
+        return;
+    }
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(stdout(&out), "1000 60000");
+}
