@@ -317,22 +317,8 @@ fn lifecycle_exec_and_passthrough() {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         output(cmd)
     };
-    let bundle = b.path().display().to_string();
-    let mut create = wrapper(
-        &config,
-        &[
-            globals.clone(),
-            vec![
-                "create".into(),
-                "--bundle".into(),
-                bundle.clone(),
-                b.id.clone(),
-            ],
-        ]
-        .concat(),
-    );
-    create.stdout(Stdio::null()).stderr(Stdio::null());
-    assert!(create.status().unwrap().success(), "{:?}", b.log_lines());
+    let create = wrapper(&config, &create_args(&b));
+    assert!(status_detached(create).success(), "{:?}", b.log_lines());
     let out = run(&["start", &b.id]);
     assert!(out.status.success(), "{out:?}");
 

@@ -3,6 +3,8 @@
 //! runtime.
 #![allow(dead_code)]
 
+pub mod containerd;
+
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -128,7 +130,8 @@ impl Bundle {
             serde_json::to_vec(spec).unwrap(),
         )
         .unwrap();
-        let root = dir.path().join("runtime-root");
+        // As containerd lays it out: <state>/runc/<namespace>.
+        let root = dir.path().join("runc").join("k8s.io");
         Bundle {
             dir,
             id: unique_id(prefix),
@@ -260,4 +263,26 @@ pub fn crun_cannot_run_here(out: &Output, b: &Bundle) -> bool {
             || std::fs::read_to_string(b.log_path())
                 .unwrap_or_default()
                 .contains(HYBRID))
+}
+
+/// Arguments of `create --bundle B ID`, as containerd's shim passes them.
+pub fn create_args(b: &Bundle) -> Vec<String> {
+    let mut args = b.globals();
+    args.extend([
+        "create".into(),
+        "--bundle".into(),
+        b.path().display().to_string(),
+        b.id.clone(),
+    ]);
+    args
+}
+
+/// Runs a command that creates a container with stdio on /dev/null: the
+/// container keeps its stdio open until it exits, so nothing may wait for
+/// EOF on it. Errors are read from the `--log` file.
+pub fn status_detached(mut cmd: Command) -> std::process::ExitStatus {
+    cmd.stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
 }

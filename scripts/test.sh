@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The full test suite, as root: unit and property tests, integration tests
+# over real runc/crun containers and a private containerd, then the
+# end-to-end and conformance checks. Exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+if [ "$(id -u)" -ne 0 ]; then
+  echo "test: run as root (the tests start real containers)" >&2
+  exit 1
+fi
+
+echo "== cargo test (unit, property, integration over runc/crun/containerd)"
+cargo test --locked -- --test-threads=4

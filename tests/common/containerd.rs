@@ -1,0 +1,143 @@
+//! A private containerd for tests: its own root, state, socket and config,
+//! nothing shared with a system containerd; stopped on drop.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use containerd_client::services::v1::containers_client::ContainersClient;
+use containerd_client::services::v1::{Container, CreateContainerRequest, container::Runtime};
+
+pub struct PrivateContainerd {
+    pub dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl PrivateContainerd {
+    /// Starts containerd with `extra` appended to a minimal version-2 config.
+    pub fn start(extra: &str) -> PrivateContainerd {
+        let dir = tempfile::Builder::new().prefix("sg-ctd").tempdir().unwrap();
+        let d = dir.path();
+        let config = format!(
+            "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\n\n[grpc]\naddress = \"{sock}\"\n\n[ttrpc]\naddress = \"{sock}.ttrpc\"\n\n{extra}",
+            root = d.join("root").display(),
+            state = d.join("state").display(),
+            sock = d.join("containerd.sock").display(),
+        );
+        std::fs::write(d.join("config.toml"), config).unwrap();
+        let log = std::fs::File::create(d.join("containerd.log")).unwrap();
+        let child = Command::new("containerd")
+            .arg("--config")
+            .arg(d.join("config.toml"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("starting containerd (install the containerd package)");
+        let ctd = PrivateContainerd { dir, child };
+        ctd.wait_ready();
+        ctd
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.path().join("containerd.sock")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if self.socket().exists()
+                && std::os::unix::net::UnixStream::connect(self.socket()).is_ok()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("containerd did not start:\n{}", self.log());
+    }
+
+    /// Stores a container record, as containerd's CRI plugin does, with the
+    /// CRI metadata extension holding `metadata_json`.
+    pub fn create_record(&self, namespace: &str, id: &str, metadata_json: Option<&str>) {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let socket = self.socket();
+        rt.block_on(async {
+            let channel = containerd_client::connect(&socket).await.unwrap();
+            let mut client = ContainersClient::new(channel);
+            let mut extensions = std::collections::HashMap::new();
+            if let Some(json) = metadata_json {
+                extensions.insert(
+                    "io.cri-containerd.container.metadata".to_string(),
+                    prost_types::Any {
+                        type_url:
+                            "github.com/containerd/containerd/pkg/cri/store/container/Metadata"
+                                .into(),
+                        value: json.as_bytes().to_vec(),
+                    },
+                );
+            }
+            let container = Container {
+                id: id.to_string(),
+                runtime: Some(Runtime {
+                    name: "io.containerd.runc.v2".into(),
+                    options: None,
+                }),
+                spec: Some(prost_types::Any {
+                    type_url: "types.containerd.io/opencontainers/runtime-spec/1/Spec".into(),
+                    value: b"{}".to_vec(),
+                }),
+                extensions,
+                ..Default::default()
+            };
+            let mut req = tonic::Request::new(CreateContainerRequest {
+                container: Some(container),
+            });
+            req.metadata_mut()
+                .insert("containerd-namespace", namespace.parse().unwrap());
+            client.create(req).await.unwrap();
+        });
+    }
+}
+
+impl Drop for PrivateContainerd {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// containerd's CRI metadata JSON for a container whose pod declares `groups`.
+pub fn cri_metadata(id: &str, groups: &[u32]) -> String {
+    serde_json::json!({
+        "Version": "v1",
+        "Metadata": {
+            "ID": id, "Name": "app", "SandboxID": "sandbox",
+            "Config": {
+                "metadata": {"name": "app"},
+                "image": {"image": "sha256:0"},
+                "linux": {"security_context": {"run_as_user": {"value": 1000}, "supplemental_groups": groups}}
+            },
+            "ImageRef": "sha256:0", "LogPath": "", "StopSignal": "SIGTERM", "ProcessLabel": ""
+        }
+    })
+    .to_string()
+}
