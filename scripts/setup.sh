@@ -2,10 +2,10 @@
 # Installs what building and testing strict-groups needs on Debian 12:
 # the runtimes it wraps (runc, crun), containerd for the end-to-end tests,
 # busybox-static for the test images, protoc for containerd's API, Go for the
-# OCI conformance suite, and hyperfine for the benchmark. Run as root.
+# OCI conformance suite, and GNU time for the benchmark. Run as root.
 set -euo pipefail
 
-packages=(runc crun containerd busybox-static protobuf-compiler golang-go jq hyperfine ca-certificates)
+packages=(runc crun containerd busybox-static protobuf-compiler golang-go jq time ca-certificates)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

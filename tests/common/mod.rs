@@ -13,6 +13,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde_json::{Value, json};
 
 pub const WRAPPER: &str = env!("CARGO_BIN_EXE_strict-groups");
+
+/// The binary under test: `$STRICT_GROUPS_BIN` (the benchmark sets it to the
+/// static release build that ships) or the one cargo built.
+pub fn wrapper_bin() -> String {
+    std::env::var("STRICT_GROUPS_BIN").unwrap_or_else(|_| WRAPPER.to_string())
+}
 pub const POLICY: &str = "strict-groups.io/supplemental-groups-policy";
 
 /// The static busybox that Debian's `busybox-static` installs.
@@ -222,7 +228,7 @@ impl NodeConfig {
 
 /// Runs the wrapper with `args` and the node config, stdin closed.
 pub fn wrapper(config: &NodeConfig, args: &[String]) -> Command {
-    let mut cmd = Command::new(WRAPPER);
+    let mut cmd = Command::new(wrapper_bin());
     cmd.args(args)
         .env("STRICT_GROUPS_CONFIG", config.path())
         .env_remove("TTRPC_ADDRESS")
