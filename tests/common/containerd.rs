@@ -12,13 +12,25 @@ use containerd_client::services::v1::{Container, CreateContainerRequest, contain
 pub struct PrivateContainerd {
     pub dir: tempfile::TempDir,
     child: Child,
+    env: Vec<(String, String)>,
 }
 
 impl PrivateContainerd {
     /// Starts containerd with `extra` appended to a minimal version-2 config.
     pub fn start(extra: &str) -> PrivateContainerd {
+        Self::start_with(|_| extra.to_string(), &[])
+    }
+
+    /// Starts containerd with the config tail that `extra` makes from its
+    /// directory, and `env` added to its environment (which its shims and
+    /// runtimes inherit).
+    pub fn start_with(
+        extra: impl FnOnce(&std::path::Path) -> String,
+        env: &[(&str, &str)],
+    ) -> PrivateContainerd {
         let dir = tempfile::Builder::new().prefix("sg-ctd").tempdir().unwrap();
         let d = dir.path();
+        let extra = extra(d);
         let config = format!(
             "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\n\n[grpc]\naddress = \"{sock}\"\n\n[ttrpc]\naddress = \"{sock}.ttrpc\"\n\n{extra}",
             root = d.join("root").display(),
@@ -26,18 +38,56 @@ impl PrivateContainerd {
             sock = d.join("containerd.sock").display(),
         );
         std::fs::write(d.join("config.toml"), config).unwrap();
-        let log = std::fs::File::create(d.join("containerd.log")).unwrap();
-        let child = Command::new("containerd")
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let child = Self::spawn(d, &env);
+        let ctd = PrivateContainerd { dir, child, env };
+        ctd.wait_ready();
+        ctd
+    }
+
+    fn spawn(d: &std::path::Path, env: &[(String, String)]) -> Child {
+        let log = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(d.join("containerd.log"))
+            .unwrap();
+        Command::new("containerd")
             .arg("--config")
             .arg(d.join("config.toml"))
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .stdin(Stdio::null())
             .spawn()
-            .expect("starting containerd (install the containerd package)");
-        let ctd = PrivateContainerd { dir, child };
-        ctd.wait_ready();
-        ctd
+            .expect("starting containerd (install the containerd package)")
+    }
+
+    /// Stops containerd and starts it again on the same state; running
+    /// containers (their shims) are not touched, as on a node.
+    pub fn restart(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_file(self.socket());
+        self.child = Self::spawn(self.dir.path(), &self.env);
+        self.wait_ready();
+    }
+
+    fn stop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn socket(&self) -> PathBuf {
@@ -109,19 +159,60 @@ impl PrivateContainerd {
 
 impl Drop for PrivateContainerd {
     fn drop(&mut self) {
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
+        if std::thread::panicking() {
+            let log = self.log();
+            let tail: Vec<&str> = log.lines().rev().take(30).collect();
+            eprintln!("--- containerd log (last 30 lines, newest first):");
+            for l in tail {
+                eprintln!("{l}");
             }
-            std::thread::sleep(Duration::from_millis(50));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
+        kill_shims_of(&self.socket());
+        unmount_under(self.dir.path());
+    }
+}
+
+/// Detaches what the shims of a failed test left mounted under `dir`
+/// (container rootfs), deepest first, so that the directory can be removed.
+fn unmount_under(dir: &std::path::Path) {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let mut points: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .filter(|p| std::path::Path::new(p).starts_with(dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    for p in points {
+        if let Ok(c) = std::ffi::CString::new(p) {
+            // SAFETY: a valid C string; the return value is not needed.
+            unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
+        }
+    }
+}
+
+/// Kills the shims (and so their containers) that a containerd at `socket`
+/// started and left behind, e.g. when a test failed before removing its pods.
+fn kill_shims_of(socket: &std::path::Path) {
+    let socket = socket.display().to_string();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in procs.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+        let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();
+        let is_shim = args
+            .first()
+            .is_some_and(|a| a.ends_with(b"containerd-shim-runc-v2"));
+        if is_shim && args.iter().any(|a| *a == socket.as_bytes()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
     }
 }
 

@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod containerd;
+pub mod cri;
+pub mod oci_image;
 
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};

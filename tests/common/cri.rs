@@ -1,0 +1,373 @@
+//! A Kubernetes node in miniature: a private containerd with its CRI plugin
+//! and two runtime handlers, `runc` and `strict-groups` (the wrapper over
+//! runc), driven through the CRI API as the kubelet drives it.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use k8s_cri::v1 as cri;
+use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+use tonic::transport::Channel;
+
+use super::containerd::PrivateContainerd;
+use super::oci_image::OciImage;
+use super::wrapper_bin;
+
+pub const PAUSE_IMAGE: &str = "localhost/strict-groups-test/pause:1";
+pub const HANDLERS: [&str; 2] = ["runc", "strict-groups"];
+
+pub struct CriNode {
+    // Field order is drop order: the client and runtime go before containerd.
+    rt: tokio::runtime::Runtime,
+    client: RuntimeServiceClient<Channel>,
+    pub containerd: PrivateContainerd,
+    /// The wrapper's node config, rewritten by tests between scenarios.
+    pub wrapper_config: PathBuf,
+    pods: Vec<String>,
+}
+
+/// The containerd config of a node that offers both handlers, as the README
+/// documents it.
+fn cri_config(dir: &Path) -> String {
+    let cri = r#"plugins."io.containerd.grpc.v1.cri""#;
+    format!(
+        r#"[plugins."io.containerd.internal.v1.opt"]
+  path = "{dir}/opt"
+
+[{cri}]
+  sandbox_image = "{PAUSE_IMAGE}"
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  # Test hosts may lack CAP_SYS_RESOURCE: keep the sandbox's oom_score_adj
+  # (-998) no lower than containerd's own.
+  restrict_oom_score_adj = true
+  [{cri}.cni]
+    bin_dir = "{dir}/cni/bin"
+    conf_dir = "{dir}/cni/conf"
+  [{cri}.containerd]
+    default_runtime_name = "runc"
+    [{cri}.containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      [{cri}.containerd.runtimes.runc.options]
+        Root = "{dir}/runc"
+    [{cri}.containerd.runtimes.strict-groups]
+      runtime_type = "io.containerd.runc.v2"
+      pod_annotations = ["strict-groups.io/*"]
+      [{cri}.containerd.runtimes.strict-groups.options]
+        BinaryName = "{wrapper}"
+        Root = "{dir}/runc"
+"#,
+        dir = dir.display(),
+        wrapper = wrapper_bin(),
+    )
+}
+
+/// A pod as the kubelet describes it to the CRI runtime.
+#[derive(Clone, Debug, Default)]
+pub struct PodSpec {
+    pub name: String,
+    pub run_as_user: Option<i64>,
+    pub run_as_group: Option<i64>,
+    /// What the kubelet sends as `supplemental_groups`: the pod's
+    /// `supplementalGroups`, its `fsGroup` and its volumes' gids.
+    pub supplemental_groups: Vec<i64>,
+    pub annotations: Vec<(String, String)>,
+}
+
+impl PodSpec {
+    fn sandbox_config(&self, log_dir: &Path) -> cri::PodSandboxConfig {
+        cri::PodSandboxConfig {
+            metadata: Some(cri::PodSandboxMetadata {
+                name: self.name.clone(),
+                uid: format!("uid-{}", self.name),
+                namespace: "default".into(),
+                attempt: 0,
+            }),
+            // Host network pods share the node's UTS namespace: no hostname.
+            hostname: String::new(),
+            log_directory: log_dir.display().to_string(),
+            annotations: self.annotations.iter().cloned().collect(),
+            linux: Some(cri::LinuxPodSandboxConfig {
+                security_context: Some(cri::LinuxSandboxSecurityContext {
+                    namespace_options: Some(namespaces()),
+                    run_as_user: self.run_as_user.map(|value| cri::Int64Value { value }),
+                    run_as_group: self.run_as_group.map(|value| cri::Int64Value { value }),
+                    supplemental_groups: self.supplemental_groups.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn container_config(&self, name: &str, image: &str) -> cri::ContainerConfig {
+        cri::ContainerConfig {
+            metadata: Some(cri::ContainerMetadata {
+                name: name.into(),
+                attempt: 0,
+            }),
+            image: Some(cri::ImageSpec {
+                image: image.into(),
+                ..Default::default()
+            }),
+            log_path: format!("{name}.log"),
+            linux: Some(cri::LinuxContainerConfig {
+                security_context: Some(cri::LinuxContainerSecurityContext {
+                    namespace_options: Some(namespaces()),
+                    run_as_user: self.run_as_user.map(|value| cri::Int64Value { value }),
+                    run_as_group: self.run_as_group.map(|value| cri::Int64Value { value }),
+                    supplemental_groups: self.supplemental_groups.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+}
+
+/// Host network (no CNI needed), a PID namespace per container (so that
+/// PID 1 is the container's main process), a shared IPC namespace.
+fn namespaces() -> cri::NamespaceOption {
+    cri::NamespaceOption {
+        network: cri::NamespaceMode::Node as i32,
+        pid: cri::NamespaceMode::Container as i32,
+        ipc: cri::NamespaceMode::Pod as i32,
+        ..Default::default()
+    }
+}
+
+/// A running pod: its sandbox id and config.
+pub struct Pod {
+    pub id: String,
+    pub spec: PodSpec,
+    config: cri::PodSandboxConfig,
+}
+
+impl CriNode {
+    pub fn start() -> CriNode {
+        let state = tempfile::Builder::new()
+            .prefix("sg-wrapper-config")
+            .tempdir()
+            .unwrap()
+            .keep();
+        let wrapper_config = state.join("config.toml");
+        std::fs::write(&wrapper_config, "").unwrap();
+        let containerd = PrivateContainerd::start_with(
+            cri_config,
+            &[("STRICT_GROUPS_CONFIG", wrapper_config.to_str().unwrap())],
+        );
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let client = rt.block_on(async {
+            let channel = containerd_client::connect(containerd.socket())
+                .await
+                .expect("connecting to containerd's CRI socket");
+            RuntimeServiceClient::new(channel)
+        });
+        let mut node = CriNode {
+            rt,
+            client,
+            containerd,
+            wrapper_config,
+            pods: Vec::new(),
+        };
+        node.wait_cri_ready();
+        node.import(&pause_image());
+        node
+    }
+
+    /// Imports an image into the k8s.io namespace with `ctr`, as an
+    /// operator loads an image without a registry.
+    pub fn import(&self, image: &OciImage) {
+        let archive = self.containerd.dir.path().join("image.tar");
+        image.write_archive(&archive);
+        let out = Command::new("ctr")
+            .arg("--address")
+            .arg(self.containerd.socket())
+            .args(["--namespace", "k8s.io", "images", "import"])
+            .arg(&archive)
+            .output()
+            .expect("running ctr");
+        assert!(
+            out.status.success(),
+            "ctr images import {}: {}",
+            image.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Sets the wrapper's node config (read on every call of the wrapper).
+    pub fn set_wrapper_config(&self, toml: &str) {
+        std::fs::write(&self.wrapper_config, toml).unwrap();
+    }
+
+    /// Restarts containerd; reconnects the CRI client.
+    pub fn restart_containerd(&mut self) {
+        self.containerd.restart();
+        let socket = self.containerd.socket();
+        self.client = self.rt.block_on(async {
+            RuntimeServiceClient::new(containerd_client::connect(socket).await.unwrap())
+        });
+        self.wait_cri_ready();
+    }
+
+    /// The CRI plugin answers "server is not initialized yet" for a moment
+    /// after containerd's socket is up.
+    fn wait_cri_ready(&mut self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let req = cri::VersionRequest {
+                version: String::new(),
+            };
+            match self.rt.block_on(self.client.version(req)) {
+                Ok(_) => return,
+                Err(e) if std::time::Instant::now() > deadline => {
+                    panic!("containerd's CRI plugin is not ready: {e}")
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(100)),
+            }
+        }
+    }
+
+    pub fn run_pod(&mut self, handler: &str, spec: &PodSpec) -> Result<Pod, tonic::Status> {
+        let log_dir = self.containerd.dir.path().join("pods").join(&spec.name);
+        std::fs::create_dir_all(&log_dir).unwrap();
+        let config = spec.sandbox_config(&log_dir);
+        let req = cri::RunPodSandboxRequest {
+            config: Some(config.clone()),
+            runtime_handler: handler.into(),
+        };
+        let id = self
+            .rt
+            .block_on(self.client.run_pod_sandbox(req))?
+            .into_inner()
+            .pod_sandbox_id;
+        self.pods.push(id.clone());
+        Ok(Pod {
+            id,
+            spec: spec.clone(),
+            config,
+        })
+    }
+
+    /// CreateContainer then StartContainer; returns the container id.
+    pub fn start_container(
+        &mut self,
+        pod: &Pod,
+        name: &str,
+        image: &str,
+    ) -> Result<String, tonic::Status> {
+        let req = cri::CreateContainerRequest {
+            pod_sandbox_id: pod.id.clone(),
+            config: Some(pod.spec.container_config(name, image)),
+            sandbox_config: Some(pod.config.clone()),
+        };
+        let id = self
+            .rt
+            .block_on(self.client.create_container(req))?
+            .into_inner()
+            .container_id;
+        self.rt
+            .block_on(self.client.start_container(cri::StartContainerRequest {
+                container_id: id.clone(),
+            }))?;
+        Ok(id)
+    }
+
+    /// ExecSync (what exec probes and `kubectl exec` use): exit code, stdout.
+    pub fn exec_sync(&mut self, container: &str, cmd: &[&str]) -> (i32, String) {
+        let req = cri::ExecSyncRequest {
+            container_id: container.into(),
+            cmd: cmd.iter().map(|s| s.to_string()).collect(),
+            timeout: 10,
+        };
+        let resp = self
+            .rt
+            .block_on(self.client.exec_sync(req))
+            .unwrap_or_else(|e| panic!("ExecSync {cmd:?} in {container}: {e}"))
+            .into_inner();
+        (
+            resp.exit_code,
+            String::from_utf8_lossy(&resp.stdout).into_owned(),
+        )
+    }
+
+    /// The supplementary groups of the container's main process (PID 1 of
+    /// its PID namespace) and of an exec in it, each sorted.
+    pub fn groups(&mut self, container: &str) -> (Vec<u32>, Vec<u32>) {
+        let (code, status) = self.exec_sync(container, &["cat", "/proc/1/status"]);
+        assert_eq!(code, 0, "{status}");
+        let main = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Groups:"))
+            .map(parse_gids)
+            .expect("Groups: line");
+        let (code, status) = self.exec_sync(container, &["cat", "/proc/self/status"]);
+        assert_eq!(code, 0, "{status}");
+        let exec = status
+            .lines()
+            .find_map(|l| l.strip_prefix("Groups:"))
+            .map(parse_gids)
+            .expect("Groups: line");
+        (main, exec)
+    }
+
+    pub fn remove_pod(&mut self, pod: &Pod) {
+        self.remove_pod_id(&pod.id);
+        self.pods.retain(|p| *p != pod.id);
+    }
+
+    fn remove_pod_id(&mut self, id: &str) {
+        let _ = self
+            .rt
+            .block_on(self.client.stop_pod_sandbox(cri::StopPodSandboxRequest {
+                pod_sandbox_id: id.into(),
+            }));
+        let _ = self.rt.block_on(
+            self.client
+                .remove_pod_sandbox(cri::RemovePodSandboxRequest {
+                    pod_sandbox_id: id.into(),
+                }),
+        );
+    }
+}
+
+impl Drop for CriNode {
+    /// Removes the pods a failed test left, then (in the fields' drops)
+    /// stops containerd and kills any shim it left.
+    fn drop(&mut self) {
+        for id in std::mem::take(&mut self.pods) {
+            self.remove_pod_id(&id);
+        }
+        if let Some(dir) = self.wrapper_config.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
+}
+
+fn parse_gids(s: &str) -> Vec<u32> {
+    let mut v: Vec<u32> = s.split_whitespace().map(|g| g.parse().unwrap()).collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// The sandbox image: busybox sleeping (a pause container only has to stay
+/// alive; it is stopped with SIGKILL).
+pub fn pause_image() -> OciImage {
+    OciImage::new(PAUSE_IMAGE).cmd(&["sleep", "2147483647"])
+}
+
+/// Every pod annotation the test sets, as a map.
+pub fn annotations(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}

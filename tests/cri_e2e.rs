@@ -1,0 +1,370 @@
+//! End to end through a real containerd's CRI API: a pod on the
+//! `strict-groups` handler gets exactly the supplementary groups of
+//! KEP-3619's `supplementalGroupsPolicy: Strict` ({gid} ∪ D), for its main
+//! process and for every exec; the same pod on the plain `runc` handler gets
+//! the merged groups ({gid} ∪ D ∪ I). The expectations come from the KEP and
+//! from what each scenario's image grants, never from the wrapper.
+//!
+//! One test runs every scenario on one private containerd and prints a line
+//! per scenario and handler.
+
+mod common;
+
+use common::cri::{CriNode, HANDLERS, PodSpec};
+use common::oci_image::OciImage;
+use common::{POLICY, require_root};
+
+const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n";
+const KEP_GROUP: &str = "root:x:0:\nalice:x:1000:\ngroup-in-image:x:50000:alice\n";
+
+/// One pod shape, run on both handlers.
+struct Scenario {
+    name: &'static str,
+    image: OciImage,
+    pod: PodSpec,
+    /// The process's primary gid.
+    gid: u32,
+    /// The groups the image's /etc/group grants the user (containerd's
+    /// lookup; for containerd 1.6 with no runAsUser, those of uid 0).
+    image_groups: Vec<u32>,
+    /// Expected policy on the strict-groups handler.
+    strict_handler_merges: bool,
+    /// A second container in the same pod.
+    second_container: bool,
+}
+
+fn pod(name: &str, uid: Option<i64>, groups: &[i64]) -> PodSpec {
+    PodSpec {
+        name: name.to_string(),
+        run_as_user: uid,
+        supplemental_groups: groups.to_vec(),
+        ..Default::default()
+    }
+}
+
+fn image(name: &str) -> OciImage {
+    OciImage::new(&format!("localhost/strict-groups-test/{name}:1"))
+}
+
+fn kep_image() -> OciImage {
+    image("kep")
+        .file("/etc/passwd", PASSWD)
+        .file("/etc/group", KEP_GROUP)
+}
+
+fn scenarios() -> Vec<Scenario> {
+    let base = |name, image, pod, gid, image_groups: &[u32]| Scenario {
+        name,
+        image,
+        pod,
+        gid,
+        image_groups: image_groups.to_vec(),
+        strict_handler_merges: false,
+        second_container: false,
+    };
+    vec![
+        Scenario {
+            second_container: true,
+            ..base(
+                "kep-example",
+                kep_image(),
+                pod("kep", Some(1000), &[60000]),
+                1000,
+                &[50000],
+            )
+        },
+        base(
+            "run-as-user-unset",
+            image("root-user")
+                .file("/etc/passwd", PASSWD)
+                .file("/etc/group", "root:x:0:\nwheel:x:10:root\n"),
+            pod("nouser", None, &[60000]),
+            0,
+            &[10],
+        ),
+        // The image's USER is alice, the pod sets no runAsUser: the process
+        // runs as alice, but containerd 1.6 looks up the groups of uid 0.
+        base(
+            "image-user-without-run-as-user",
+            image("image-user")
+                .user("alice")
+                .file("/etc/passwd", PASSWD)
+                .file(
+                    "/etc/group",
+                    "root:x:0:\nwheel:x:10:root\ngroup-in-image:x:50000:alice\n",
+                ),
+            pod("imageuser", None, &[60000]),
+            1000,
+            &[10],
+        ),
+        base(
+            "run-as-group-set",
+            kep_image(),
+            PodSpec {
+                run_as_group: Some(3000),
+                ..pod("rungroup", Some(1000), &[60000])
+            },
+            3000,
+            &[50000],
+        ),
+        // The kubelet sends fsGroup (2000) and a volume's gid (3000) in
+        // supplemental_groups, beside supplementalGroups (60000).
+        base(
+            "fsgroup-and-volume-gid",
+            kep_image(),
+            pod("fsgroup", Some(1000), &[60000, 2000, 3000]),
+            1000,
+            &[50000],
+        ),
+        base(
+            "declared-gid-the-image-also-grants",
+            kep_image(),
+            pod("alsoimage", Some(1000), &[50000]),
+            1000,
+            &[50000],
+        ),
+        base(
+            "image-puts-user-in-group-0",
+            image("group0")
+                .file("/etc/passwd", PASSWD)
+                .file("/etc/group", "root:x:0:alice\nalice:x:1000:\n"),
+            pod("group0", Some(1000), &[60000]),
+            1000,
+            &[0],
+        ),
+        base(
+            "no-etc-group",
+            image("nogroup").file("/etc/passwd", PASSWD),
+            pod("nogroup", Some(1000), &[60000]),
+            1000,
+            &[],
+        ),
+        base(
+            "symlinked-etc-group",
+            image("symlink")
+                .file("/etc/passwd", PASSWD)
+                .file("/etc/group.image", KEP_GROUP)
+                .symlink("/etc/group", "/etc/group.image"),
+            pod("symlink", Some(1000), &[60000]),
+            1000,
+            &[50000],
+        ),
+        base(
+            "user-name-differs-from-uid",
+            image("bob")
+                .file(
+                    "/etc/passwd",
+                    "root:x:0:0::/root:/bin/sh\nbob:x:1000:1000::/:/bin/sh\n",
+                )
+                .file(
+                    "/etc/group",
+                    "bob:x:1000:\nfor-bob:x:51000:bob\nfor-alice:x:52000:alice\n",
+                ),
+            pod("bob", Some(1000), &[60000]),
+            1000,
+            &[51000],
+        ),
+        base(
+            "merge-annotation-not-allowed",
+            kep_image(),
+            PodSpec {
+                annotations: vec![(POLICY.into(), "Merge".into())],
+                ..pod("merge-refused", Some(1000), &[60000])
+            },
+            1000,
+            &[50000],
+        ),
+    ]
+}
+
+fn expected(s: &Scenario, merged: bool) -> Vec<u32> {
+    let mut v: Vec<u32> = std::iter::once(s.gid)
+        .chain(s.pod.supplemental_groups.iter().map(|&g| g as u32))
+        .chain(if merged {
+            s.image_groups.clone()
+        } else {
+            Vec::new()
+        })
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+struct Report {
+    failures: Vec<String>,
+}
+
+impl Report {
+    fn check(&mut self, scenario: &str, handler: &str, what: &str, got: &[u32], want: &[u32]) {
+        let ok = got == want;
+        println!(
+            "{:<38} {:<14} {:<22} got {:<28} want {:<28} {}",
+            scenario,
+            handler,
+            what,
+            format!("{got:?}"),
+            format!("{want:?}"),
+            if ok { "ok" } else { "FAIL" }
+        );
+        if !ok {
+            self.failures.push(format!(
+                "{scenario} on {handler}: {what} {got:?} != {want:?}"
+            ));
+        }
+    }
+}
+
+/// Runs `s` on `handler` and checks the main process, an exec, and (if the
+/// scenario has one) a second container.
+fn run_scenario(node: &mut CriNode, report: &mut Report, s: &Scenario, handler: &str) {
+    let merged = handler == "runc" || s.strict_handler_merges;
+    let want = expected(s, merged);
+    let spec = PodSpec {
+        name: format!("{}-{handler}", s.name),
+        ..s.pod.clone()
+    };
+    let pod = node
+        .run_pod(handler, &spec)
+        .unwrap_or_else(|e| panic!("RunPodSandbox {}: {e}", spec.name));
+    let mut containers = vec!["app"];
+    if s.second_container {
+        containers.push("second");
+    }
+    for name in containers {
+        let id = node
+            .start_container(&pod, name, &s.image.name)
+            .unwrap_or_else(|e| panic!("{} {name} on {handler}: {e}", s.name));
+        let (main, exec) = node.groups(&id);
+        report.check(
+            s.name,
+            handler,
+            &format!("{name} main process"),
+            &main,
+            &want,
+        );
+        report.check(s.name, handler, &format!("{name} exec"), &exec, &want);
+    }
+    node.remove_pod(&pod);
+}
+
+#[test]
+fn pods_get_native_strict_groups_through_containerd() {
+    require_root();
+    let started = std::time::Instant::now();
+    let mut node = CriNode::start();
+    let scenarios = scenarios();
+    let mut imported = std::collections::HashSet::new();
+    for s in &scenarios {
+        if imported.insert(s.image.name.clone()) {
+            node.import(&s.image);
+        }
+    }
+    let mut report = Report {
+        failures: Vec::new(),
+    };
+
+    for s in &scenarios {
+        for handler in HANDLERS {
+            run_scenario(&mut node, &mut report, s, handler);
+        }
+    }
+
+    // A pod may relax Strict to Merge only when the node allows it.
+    node.set_wrapper_config("allow_merge_annotation = true\n");
+    let allowed = Scenario {
+        name: "merge-annotation-allowed",
+        strict_handler_merges: true,
+        pod: PodSpec {
+            annotations: vec![(POLICY.into(), "Merge".into())],
+            ..pod("merge-allowed", Some(1000), &[60000])
+        },
+        ..scenarios.into_iter().next().unwrap()
+    };
+    for handler in HANDLERS {
+        run_scenario(&mut node, &mut report, &allowed, handler);
+    }
+    node.set_wrapper_config("");
+
+    bad_annotation_fails_start_with_a_clear_error(&mut node, &mut report);
+    exec_after_containerd_restart(&mut node, &mut report);
+
+    println!(
+        "harness: {} checks failed, {:.1} s",
+        report.failures.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(report.failures.is_empty(), "{:#?}", report.failures);
+}
+
+/// A bad annotation value: on strict-groups StartContainer fails and the
+/// error the kubelet gets (and `kubectl describe pod` shows) names
+/// strict-groups; plain runc ignores the annotation.
+fn bad_annotation_fails_start_with_a_clear_error(node: &mut CriNode, report: &mut Report) {
+    let image = kep_image().name;
+    for handler in HANDLERS {
+        let spec = PodSpec {
+            annotations: vec![(POLICY.into(), "Lenient".into())],
+            ..pod(&format!("bad-annotation-{handler}"), Some(1000), &[60000])
+        };
+        let pod = node.run_pod(handler, &spec).unwrap();
+        let result = node.start_container(&pod, "app", &image);
+        let (outcome, ok) = match (&result, handler) {
+            (Err(e), "strict-groups") => {
+                let msg = e.message();
+                (
+                    format!("refused: {msg}"),
+                    msg.contains("strict-groups:") && msg.contains("Lenient"),
+                )
+            }
+            (Ok(_), "runc") => ("started".to_string(), true),
+            (Ok(_), _) => ("started".to_string(), false),
+            (Err(e), _) => (format!("refused: {}", e.message()), false),
+        };
+        println!(
+            "{:<38} {:<14} {} {}",
+            "bad-annotation-value",
+            handler,
+            outcome,
+            if ok { "ok" } else { "FAIL" }
+        );
+        if !ok {
+            report
+                .failures
+                .push(format!("bad-annotation-value on {handler}: {outcome}"));
+        }
+        node.remove_pod(&pod);
+    }
+}
+
+/// containerd restarted while the pod runs: the next exec still gets the
+/// Strict groups (containerd's record survives; the shim keeps running).
+fn exec_after_containerd_restart(node: &mut CriNode, report: &mut Report) {
+    let kep = scenarios().into_iter().next().unwrap();
+    for handler in HANDLERS {
+        let spec = PodSpec {
+            name: format!("restart-{handler}"),
+            ..kep.pod.clone()
+        };
+        let pod = node.run_pod(handler, &spec).unwrap();
+        let id = node.start_container(&pod, "app", &kep.image.name).unwrap();
+        node.restart_containerd();
+        let (main, exec) = node.groups(&id);
+        let want = expected(&kep, handler == "runc");
+        report.check(
+            "containerd-restarted-then-exec",
+            handler,
+            "main process",
+            &main,
+            &want,
+        );
+        report.check(
+            "containerd-restarted-then-exec",
+            handler,
+            "exec",
+            &exec,
+            &want,
+        );
+        node.remove_pod(&pod);
+    }
+}
