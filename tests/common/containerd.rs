@@ -207,7 +207,7 @@ fn kill_shims_of(socket: &std::path::Path) {
         let is_shim = args
             .first()
             .is_some_and(|a| a.ends_with(b"containerd-shim-runc-v2"));
-        if is_shim && args.iter().any(|a| *a == socket.as_bytes()) {
+        if is_shim && args.contains(&socket.as_bytes()) {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGKILL,
