@@ -78,6 +78,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn shipped_example_is_the_defaults() {
+        let example = include_str!("../config/config.toml");
+        assert_eq!(NodeConfig::parse(example).unwrap(), NodeConfig::default());
+    }
+
+    #[test]
     fn defaults_and_overrides() {
         assert_eq!(NodeConfig::parse("").unwrap(), NodeConfig::default());
         let c = NodeConfig::parse(

@@ -52,15 +52,27 @@ fn cri_config(dir: &Path) -> String {
       runtime_type = "io.containerd.runc.v2"
       [{cri}.containerd.runtimes.runc.options]
         Root = "{dir}/runc"
-    [{cri}.containerd.runtimes.strict-groups]
-      runtime_type = "io.containerd.runc.v2"
-      pod_annotations = ["strict-groups.io/*"]
-      [{cri}.containerd.runtimes.strict-groups.options]
-        BinaryName = "{wrapper}"
-        Root = "{dir}/runc"
-"#,
+{strict_groups}"#,
         dir = dir.display(),
-        wrapper = wrapper_bin(),
+        strict_groups = documented_runtime_entry(dir),
+    )
+}
+
+/// The runtime entry exactly as the README documents it
+/// (`config/containerd-runtime.toml`), pointed at the binary under test and
+/// at the test's runc root.
+fn documented_runtime_entry(dir: &Path) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/containerd-runtime.toml");
+    let entry = std::fs::read_to_string(&path).unwrap();
+    let binary = r#"BinaryName = "/usr/local/bin/strict-groups""#;
+    assert!(entry.contains(binary), "{}: {binary}", path.display());
+    entry.replace(
+        binary,
+        &format!(
+            "BinaryName = \"{}\"\n    Root = \"{}/runc\"",
+            wrapper_bin(),
+            dir.display()
+        ),
     )
 }
 
