@@ -4,6 +4,9 @@
 //! runtime = "runc"                 # the real runtime: a name on PATH or an absolute path
 //! default_policy = "Strict"        # when a pod has no policy annotation
 //! allow_merge_annotation = false   # may a pod relax Strict to Merge
+//! mode = "enforce"                 # or "audit": decide and record, change nothing
+//! decision_log = "/var/log/strict-groups/decisions.log"  # optional JSON-lines file
+//! decision_log_max_bytes = 10485760  # rotated to <file>.1 beyond this size
 //! ```
 //! A missing file means these defaults. A file that does not parse, or that
 //! holds a key this version does not know (a misspelt setting must not be
@@ -21,12 +24,36 @@ pub const DEFAULT_PATH: &str = "/etc/strict-groups/config.toml";
 /// Environment variable that overrides [`DEFAULT_PATH`] (tests, unusual layouts).
 pub const PATH_ENV: &str = "STRICT_GROUPS_CONFIG";
 
+/// What the wrapper does with a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Remove the groups (the default).
+    Enforce,
+    /// Record what would be removed; change nothing.
+    Audit,
+}
+
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Enforce => "enforce",
+            Mode::Audit => "audit",
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct NodeConfig {
     pub runtime: String,
     pub default_policy: Policy,
     pub allow_merge_annotation: bool,
+    pub mode: Mode,
+    /// A JSON-lines file that receives every decision, beside syslog.
+    pub decision_log: Option<PathBuf>,
+    /// Size beyond which `decision_log` is rotated to `<file>.1`.
+    pub decision_log_max_bytes: u64,
 }
 
 impl Default for NodeConfig {
@@ -35,6 +62,9 @@ impl Default for NodeConfig {
             runtime: "runc".to_string(),
             default_policy: Policy::Strict,
             allow_merge_annotation: false,
+            mode: Mode::Enforce,
+            decision_log: None,
+            decision_log_max_bytes: 10 << 20,
         }
     }
 }
@@ -69,6 +99,13 @@ impl NodeConfig {
             "node config {}: runtime is empty",
             path.display()
         );
+        if let Some(log) = &config.decision_log {
+            anyhow::ensure!(
+                log.is_absolute(),
+                "node config {}: decision_log must be an absolute path",
+                path.display()
+            );
+        }
         Ok(config)
     }
 }
@@ -93,6 +130,16 @@ mod tests {
         assert_eq!(c.runtime, "/usr/bin/crun");
         assert_eq!(c.default_policy, Policy::Merge);
         assert!(c.allow_merge_annotation);
+        let c = NodeConfig::parse(
+            "mode = \"audit\"\ndecision_log = \"/var/log/sg.log\"\ndecision_log_max_bytes = 1000\n",
+        )
+        .unwrap();
+        assert_eq!(c.mode, Mode::Audit);
+        assert_eq!(
+            c.decision_log.as_deref(),
+            Some(Path::new("/var/log/sg.log"))
+        );
+        assert_eq!(c.decision_log_max_bytes, 1000);
     }
 
     #[test]
@@ -104,6 +151,8 @@ mod tests {
             "allow-merge-annotation = true",
             "runtime = 5",
             "[runtime]",
+            "mode = \"Audit\"",
+            "mode = \"warn\"",
         ] {
             assert!(NodeConfig::parse(bad).is_err(), "accepted {bad:?}");
         }

@@ -44,6 +44,17 @@ pub fn endpoint(parent_cmdline: Option<&[u8]>, root: Option<&Path>) -> Option<En
     })
 }
 
+/// The containerd that runs this process, if any: [`endpoint`] over the
+/// parent's command line and `--root`.
+pub fn endpoint_of_caller(root: Option<&Path>) -> Option<Endpoint> {
+    let parent = std::fs::read(format!(
+        "/proc/{}/cmdline",
+        std::os::unix::process::parent_id()
+    ))
+    .ok();
+    endpoint(parent.as_deref(), root)
+}
+
 /// Reads `-address` and `-namespace` from a NUL-separated shim command line.
 pub fn endpoint_from_shim_cmdline(cmdline: &[u8]) -> Option<Endpoint> {
     let args: Vec<&[u8]> = cmdline.split(|&b| b == 0).collect();

@@ -50,20 +50,16 @@ pub struct Declared {
     pub note: Option<String>,
 }
 
-/// Finds D for the container `id` about to be created from `config`.
+/// Finds D for the container `id` about to be created from `config`, asking
+/// the containerd at `endpoint` first (None: not run by containerd).
 pub fn for_create(
     id: &str,
-    runtime_root: Option<&Path>,
+    endpoint: Option<&containerd::Endpoint>,
     bundle: &Path,
     config: &Config,
 ) -> Result<Declared> {
-    let parent = std::fs::read(format!(
-        "/proc/{}/cmdline",
-        std::os::unix::process::parent_id()
-    ))
-    .ok();
-    let note = match containerd::endpoint(parent.as_deref(), runtime_root) {
-        Some(ep) => match containerd::declared_groups(&ep, id) {
+    let note = match endpoint {
+        Some(ep) => match containerd::declared_groups(ep, id) {
             Ok(Some(groups)) => {
                 return Ok(Declared {
                     source: Source::Containerd,

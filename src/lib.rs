@@ -11,12 +11,17 @@
 
 pub mod atomic;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod containerd;
 pub mod declared;
+pub mod doctor;
+pub mod explain;
 pub mod groups;
 pub mod log;
+pub mod plan;
 pub mod policy;
+pub mod record;
 pub mod rootfs;
 pub mod runtime;
 pub mod spec;

@@ -30,6 +30,24 @@ pub enum RootfsError {
     NoOpenat2,
 }
 
+/// Does this kernel have `openat2` (Linux 5.6+), which safe image reads need?
+pub fn openat2_supported() -> bool {
+    let Ok(root) = File::open("/") else {
+        return false;
+    };
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT);
+    match openat2(root.as_raw_fd(), ".", how) {
+        Ok(fd) => {
+            // SAFETY: openat2 returned a new descriptor that nothing else owns.
+            drop(unsafe { OwnedFd::from_raw_fd(fd) });
+            true
+        }
+        Err(e) => e != nix::errno::Errno::ENOSYS,
+    }
+}
+
 /// Reads `path` (absolute inside the image, e.g. `/etc/group`) from the
 /// rootfs at `root`. `Ok(None)` when the file (or a directory on its way)
 /// does not exist.

@@ -6,16 +6,18 @@ use std::ffi::OsString;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use serde_json::{Map, Value, json};
+use serde_json::Map;
 
 use crate::atomic;
 use crate::cli::{self, Action, Invocation};
-use crate::config::NodeConfig;
-use crate::declared;
+use crate::config::{Mode, NodeConfig};
+use crate::containerd;
 use crate::log::{self, Format};
-use crate::policy::{self, Allowed, Decision, POLICY_ANNOTATION, Policy, PolicyChoice};
+use crate::plan::{self, Skip};
+use crate::policy::{self, Allowed, Policy};
+use crate::record::Record;
 use crate::runtime;
-use crate::spec::{self, Config, User};
+use crate::spec::{self, Config};
 use crate::state;
 
 /// The most the wrapper reads of a `config.json` or process file. containerd
@@ -46,25 +48,6 @@ fn prepare(inv: &Invocation) -> Result<std::path::PathBuf> {
     Ok(runtime)
 }
 
-/// Sandbox (pause) containers are passed through: they run no workload.
-fn is_sandbox(config: &Config) -> bool {
-    config.annotation("io.kubernetes.cri.container-type") == Some("sandbox")
-        || config.annotation("io.kubernetes.cri-o.ContainerType") == Some("sandbox")
-}
-
-fn choose(config: &Config, node: &NodeConfig) -> Result<PolicyChoice> {
-    Ok(policy::choose_policy(
-        config.annotation(POLICY_ANNOTATION),
-        node.default_policy,
-        node.allow_merge_annotation,
-    )?)
-}
-
-/// Nothing can be removed from A when it holds only the primary gid.
-fn only_primary(user: &User) -> bool {
-    user.additional_gids.iter().all(|&g| g == user.gid)
-}
-
 fn load_config(path: &Path) -> Result<(Vec<u8>, Config)> {
     let bytes = atomic::read_capped(path, SPEC_CAP)?;
     let config =
@@ -75,43 +58,32 @@ fn load_config(path: &Path) -> Result<(Vec<u8>, Config)> {
 fn create(inv: &Invocation, node: &NodeConfig) -> Result<()> {
     let path = inv.spec_path();
     let (bytes, config) = load_config(&path)?;
-    if is_sandbox(&config) {
+    let endpoint = containerd::endpoint_of_caller(inv.root.as_deref());
+    let plan = plan::for_create(
+        inv.container(),
+        &inv.bundle_dir(),
+        &config,
+        node,
+        endpoint.as_ref(),
+    )?;
+    if plan.skip == Some(Skip::Sandbox) {
         return Ok(());
     }
-    let choice = choose(&config, node)?;
-    let user = &config.user;
-    let mut fields = Map::new();
-    let decision = if choice.effective == Policy::Merge || only_primary(user) {
-        fields.insert("source".into(), json!("none"));
-        policy::decide(
-            &user.additional_gids,
-            user.gid,
-            Policy::Merge,
-            &Allowed::AllBut(Default::default()),
-        )
-    } else {
-        let declared = declared::for_create(
-            inv.container(),
-            inv.root.as_deref(),
-            &inv.bundle_dir(),
-            &config,
-        )?;
-        fields.insert("source".into(), json!(declared.source.to_string()));
-        if let Some(note) = &declared.note {
-            fields.insert("note".into(), json!(note));
-        }
-        policy::decide(
-            &user.additional_gids,
-            user.gid,
-            choice.effective,
-            &declared.allowed,
-        )
-    };
-    if decision.changes() {
-        let rewritten = spec::rewrite_additional_gids(&bytes, user, &decision.kept);
+    if plan.decision.changes() && node.mode == Mode::Enforce {
+        let rewritten = spec::rewrite_additional_gids(&bytes, &config.user, &plan.decision.kept);
         atomic::replace(&path, &rewritten)?;
     }
-    log_decision(inv, "create", &config, choice, &decision, fields);
+    Record {
+        action: "create",
+        container_id: inv.container(),
+        config: &config,
+        choice: plan.choice,
+        mode: node.mode,
+        source: &plan.source,
+        note: plan.note.as_deref(),
+        decision: &plan.decision,
+    }
+    .write(inv, node);
     Ok(())
 }
 
@@ -130,20 +102,67 @@ fn exec(inv: &Invocation, node: &NodeConfig, runtime: &Path) -> Result<()> {
     };
     let trivial = process
         .as_ref()
-        .is_none_or(|(_, _, user)| only_primary(user));
+        .is_none_or(|(_, _, user)| user.additional_gids.iter().all(|&g| g == user.gid));
     if trivial && inv.additional_gids.is_empty() {
         return Ok(());
     }
     let bundle = state::bundle_of(runtime, inv.root.as_deref(), inv.container())?;
     let (_, config) = load_config(&bundle.join("config.json"))?;
-    let choice = choose(&config, node)?;
-    if choice.effective == Policy::Merge || is_sandbox(&config) {
+    if plan::is_sandbox(&config) {
         return Ok(());
     }
-    let mut main_gids: std::collections::BTreeSet<u32> =
-        config.user.additional_gids.iter().copied().collect();
+    let choice = plan::choose(&config, node)?;
+    if choice.effective == Policy::Merge {
+        return Ok(());
+    }
+    // The main process's groups: config.json's, which create rewrote. In
+    // audit mode it did not, so they are decided again, as enforce would have.
+    let main_kept = match node.mode {
+        Mode::Enforce => config.user.additional_gids.clone(),
+        Mode::Audit => {
+            let endpoint = containerd::endpoint_of_caller(inv.root.as_deref());
+            plan::for_create(inv.container(), &bundle, &config, node, endpoint.as_ref())?
+                .decision
+                .kept
+        }
+    };
+    let mut main_gids: std::collections::BTreeSet<u32> = main_kept.into_iter().collect();
     main_gids.insert(config.user.gid);
-    for value in &inv.additional_gids {
+    if node.mode == Mode::Enforce {
+        refuse_extra_gids(&inv.additional_gids, &main_gids)?;
+    }
+    let Some((path, bytes, user)) = process else {
+        return Ok(());
+    };
+    let decision = policy::decide(
+        &user.additional_gids,
+        user.gid,
+        Policy::Strict,
+        &Allowed::Only(main_gids),
+    );
+    if decision.changes() && node.mode == Mode::Enforce {
+        atomic::replace(
+            path,
+            &spec::rewrite_additional_gids(&bytes, &user, &decision.kept),
+        )?;
+    }
+    Record {
+        action: "exec",
+        container_id: inv.container(),
+        config: &config,
+        choice: Some(choice),
+        mode: node.mode,
+        source: "container",
+        note: None,
+        decision: &decision,
+    }
+    .write(inv, node);
+    Ok(())
+}
+
+/// runc's `exec --additional-gids` cannot add a group the main process lacks.
+fn refuse_extra_gids(values: &[String], main_gids: &std::collections::BTreeSet<u32>) -> Result<()> {
+    for value in values {
         for gid in value.split(',').filter(|s| !s.is_empty()) {
             let allowed = gid
                 .trim()
@@ -156,84 +175,7 @@ fn exec(inv: &Invocation, node: &NodeConfig, runtime: &Path) -> Result<()> {
             }
         }
     }
-    let Some((path, bytes, user)) = process else {
-        return Ok(());
-    };
-    let decision = policy::decide(
-        &user.additional_gids,
-        user.gid,
-        Policy::Strict,
-        &Allowed::Only(main_gids),
-    );
-    if decision.changes() {
-        atomic::replace(
-            path,
-            &spec::rewrite_additional_gids(&bytes, &user, &decision.kept),
-        )?;
-    }
-    let mut fields = Map::new();
-    fields.insert("source".into(), json!("container"));
-    log_decision(inv, "exec", &config, choice, &decision, fields);
     Ok(())
-}
-
-/// One structured line per decision: in the runtime's `--log` file (level
-/// info) and in syslog.
-fn log_decision(
-    inv: &Invocation,
-    action: &str,
-    config: &Config,
-    choice: PolicyChoice,
-    decision: &Decision,
-    extra: Map<String, Value>,
-) {
-    let annotation = |keys: &[&str]| {
-        keys.iter()
-            .find_map(|k| config.annotation(k))
-            .unwrap_or("")
-            .to_string()
-    };
-    let mut fields = Map::new();
-    fields.insert("action".into(), json!(action));
-    fields.insert("container".into(), json!(inv.container()));
-    fields.insert(
-        "pod".into(),
-        json!(format!(
-            "{}/{}",
-            annotation(&[
-                "io.kubernetes.cri.sandbox-namespace",
-                "io.kubernetes.pod.namespace"
-            ]),
-            annotation(&["io.kubernetes.cri.sandbox-name", "io.kubernetes.pod.name"])
-        )),
-    );
-    fields.insert(
-        "container_name".into(),
-        json!(annotation(&[
-            "io.kubernetes.cri.container-name",
-            "io.kubernetes.container.name"
-        ])),
-    );
-    fields.insert("policy".into(), json!(choice.effective.to_string()));
-    if choice.merge_refused {
-        fields.insert("merge_refused".into(), json!(true));
-    }
-    fields.extend(extra);
-    fields.insert("kept".into(), json!(decision.kept));
-    fields.insert("removed".into(), json!(decision.removed));
-    let msg = format!("{}decision", log::PREFIX);
-    if let Some(path) = &inv.log {
-        let _ = log::append(
-            path,
-            &log::line(
-                Format::from_flag(inv.log_format.as_deref()),
-                "info",
-                &msg,
-                &fields,
-            ),
-        );
-    }
-    log::syslog(6, &log::line(Format::Json, "info", &msg, &fields));
 }
 
 /// Writes the error where containerd and CRI-O look for it, and on stderr.

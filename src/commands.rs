@@ -1,0 +1,74 @@
+//! The wrapper's own commands: `explain`, `doctor`, `version`. They are
+//! recognised only as the very first argument, and none of their names is a
+//! command of runc, crun or youki (a test checks this against the installed
+//! runtimes), so they never shadow the runtime: `strict-groups --version`
+//! and every runtime command reach the real runtime unchanged.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::{doctor, explain};
+
+/// Names of the wrapper's own commands.
+pub const OWN_COMMANDS: &[&str] = &["explain", "doctor", "version"];
+
+#[derive(Parser)]
+#[command(
+    name = "strict-groups",
+    about = "KEP-3619 Strict supplementary groups for containerd 1.6/1.7 and CRI-O < 1.31.\n\
+             Called with a runtime command line (by containerd or CRI-O), it acts as the runtime.",
+    disable_version_flag = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print what the wrapper would decide for a container and why; changes nothing.
+    ///
+    /// Exit status: 0 decided (whatever the decision), 1 the wrapper would
+    /// refuse the container (the error is printed), 2 usage error.
+    Explain(explain::Args),
+    /// Check this node's setup end to end and print a fix for each problem.
+    ///
+    /// Exit status: 0 no check failed (warnings allowed), 1 a check failed,
+    /// 2 usage error.
+    Doctor(doctor::Args),
+    /// Print strict-groups' own version (`--version` is the runtime's).
+    Version,
+}
+
+/// Runs an own command if `args[0]` names one; None otherwise.
+pub fn run_if_own(args: &[OsString]) -> Option<i32> {
+    let first = args.first()?.to_str()?;
+    if !OWN_COMMANDS.contains(&first) {
+        return None;
+    }
+    let argv = std::iter::once(OsString::from("strict-groups")).chain(args.iter().cloned());
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return Some(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    Some(match cli.command {
+        Command::Explain(args) => explain::run(&args),
+        Command::Doctor(args) => doctor::run(&args),
+        Command::Version => {
+            println!("strict-groups {}", env!("CARGO_PKG_VERSION"));
+            0
+        }
+    })
+}
+
+/// The node config path the wrapper reads (for `--config` defaults).
+pub fn default_config_path() -> PathBuf {
+    std::env::var_os(crate::config::PATH_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_PATH))
+}
