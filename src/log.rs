@@ -64,15 +64,19 @@ pub fn line(format: Format, level: &str, msg: &str, fields: &Map<String, Value>)
     }
 }
 
-/// Appends `line` to the runtime log file, creating it as runc does.
-pub fn append(path: &Path, line: &str) -> std::io::Result<()> {
-    let mut f = OpenOptions::new()
+/// Opens the runtime log file for appending, creating it as runc does.
+pub fn open_for_append(path: &Path) -> std::io::Result<std::fs::File> {
+    OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o644)
         .custom_flags(libc::O_CLOEXEC | libc::O_NOCTTY)
-        .open(path)?;
-    f.write_all(line.as_bytes())
+        .open(path)
+}
+
+/// Appends `line` to the runtime log file.
+pub fn append(path: &Path, line: &str) -> std::io::Result<()> {
+    open_for_append(path)?.write_all(line.as_bytes())
 }
 
 /// Sends `msg` to the local syslog socket (journald on systemd nodes reads

@@ -40,12 +40,26 @@ pub fn run(args: &[OsString]) -> i32 {
 fn prepare(inv: &Invocation) -> Result<std::path::PathBuf> {
     let config = NodeConfig::load()?;
     let runtime = runtime::resolve(&config.runtime)?;
+    if inv.action() != Action::Passthrough {
+        check_log_writable(inv)?;
+    }
     match inv.action() {
         Action::Passthrough => {}
         Action::Create => create(inv, &config)?,
         Action::Exec => exec(inv, &config, &runtime)?,
     }
     Ok(runtime)
+}
+
+/// The runtime fails on a `--log` it cannot open: find that out before
+/// anything is changed, so that a rewritten config.json is never left for a
+/// container that then does not start.
+fn check_log_writable(inv: &Invocation) -> Result<()> {
+    if let Some(path) = &inv.log {
+        log::open_for_append(path)
+            .with_context(|| format!("cannot open the --log file {}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn load_config(path: &Path) -> Result<(Vec<u8>, Config)> {
