@@ -12,3 +12,13 @@ fi
 
 echo "== cargo test (unit, property, integration over runc/crun/containerd)"
 cargo test --locked -- --test-threads=4
+
+# OCI runtime conformance (runtime-tools validation suite from ../shared):
+# strict-groups over runc must pass exactly what bare runc passes, and over
+# crun what bare crun passes, with the static release binary that ships.
+bin=$PWD/$(scripts/build-release.sh)
+for runtime in runc crun; do
+  echo "== OCI runtime-tools conformance: $runtime vs strict-groups over $runtime"
+  scripts/conformance.sh "$runtime" "$bin"
+done
+echo "== all tests passed"

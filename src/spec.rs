@@ -41,6 +41,13 @@ pub struct User {
     span: Option<GidsSpan>,
 }
 
+impl User {
+    /// Does the document hold an `additionalGids` array that can be rewritten?
+    pub fn has_gids_array(&self) -> bool {
+        self.span.is_some()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct GidsSpan {
     /// Byte range of the array, brackets included.
