@@ -1,4 +1,4 @@
-//! The wrapper's own commands: `explain`, `doctor`, `version`. They are
+//! The wrapper's own commands: `configure`, `explain`, `doctor`, `version`. They are
 //! recognised only as the very first argument, and none of their names is a
 //! command of runc, crun or youki (a test checks this against the installed
 //! runtimes), so they never shadow the runtime: `strict-groups --version`
@@ -9,10 +9,10 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
-use crate::{doctor, explain};
+use crate::{configure, doctor, explain};
 
 /// Names of the wrapper's own commands.
-pub const OWN_COMMANDS: &[&str] = &["explain", "doctor", "version"];
+pub const OWN_COMMANDS: &[&str] = &["configure", "explain", "doctor", "version"];
 
 #[derive(Parser)]
 #[command(
@@ -28,6 +28,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Add or remove the runtime entry in containerd's config or a CRI-O drop-in.
+    ///
+    /// Comments, order and all other settings are kept; running it twice
+    /// changes nothing; a backup is written before any change. Exit status:
+    /// 0 done (or nothing to do), 1 error (nothing written), 2 usage error.
+    Configure(configure::Args),
     /// Print what the wrapper would decide for a container and why; changes nothing.
     ///
     /// Exit status: 0 decided (whatever the decision), 1 the wrapper would
@@ -57,6 +63,7 @@ pub fn run_if_own(args: &[OsString]) -> Option<i32> {
         }
     };
     Some(match cli.command {
+        Command::Configure(args) => configure::run(&args),
         Command::Explain(args) => explain::run(&args),
         Command::Doctor(args) => doctor::run(&args),
         Command::Version => {

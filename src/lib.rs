@@ -13,6 +13,7 @@ pub mod atomic;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod configure;
 pub mod containerd;
 pub mod declared;
 pub mod doctor;

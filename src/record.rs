@@ -135,16 +135,18 @@ impl Record<'_> {
         }
         let json_line = log::line(Format::Json, "info", DECISION_MSG, &fields);
         log::syslog(6, &json_line);
-        if let Some(file) = &node.decision_log
-            && let Err(e) = append_rotating(file, &json_line, node.decision_log_max_bytes)
-            && let Some(path) = &inv.log
-        {
+        let Some(file) = &node.decision_log else {
+            return;
+        };
+        if let Err(e) = append_rotating(file, &json_line, node.decision_log_max_bytes) {
             let msg = format!(
                 "{}cannot write the decision log {}: {e}",
                 log::PREFIX,
                 file.display()
             );
-            let _ = log::append(path, &log::line(format, "warning", &msg, &Map::new()));
+            if let Some(path) = &inv.log {
+                let _ = log::append(path, &log::line(format, "warning", &msg, &Map::new()));
+            }
         }
     }
 }

@@ -18,14 +18,15 @@ pub struct PrivateContainerd {
 impl PrivateContainerd {
     /// Starts containerd with `extra` appended to a minimal version-2 config.
     pub fn start(extra: &str) -> PrivateContainerd {
-        Self::start_with(|_| extra.to_string(), &[])
+        Self::start_with(|_| extra.to_string(), |_| {}, &[])
     }
 
     /// Starts containerd with the config tail that `extra` makes from its
-    /// directory, and `env` added to its environment (which its shims and
-    /// runtimes inherit).
+    /// directory, the config file then passed to `edit`, and `env` added to
+    /// its environment (which its shims and runtimes inherit).
     pub fn start_with(
         extra: impl FnOnce(&std::path::Path) -> String,
+        edit: impl FnOnce(&std::path::Path),
         env: &[(&str, &str)],
     ) -> PrivateContainerd {
         let dir = tempfile::Builder::new().prefix("sg-ctd").tempdir().unwrap();
@@ -38,6 +39,7 @@ impl PrivateContainerd {
             sock = d.join("containerd.sock").display(),
         );
         std::fs::write(d.join("config.toml"), config).unwrap();
+        edit(&d.join("config.toml"));
         let env: Vec<(String, String)> = env
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))

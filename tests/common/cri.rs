@@ -28,8 +28,8 @@ pub struct CriNode {
     pods: Vec<String>,
 }
 
-/// The containerd config of a node that offers both handlers, as the README
-/// documents it.
+/// The containerd config of a node with the runc handler; `configure` then
+/// adds the strict-groups one.
 fn cri_config(dir: &Path) -> String {
     let cri = r#"plugins."io.containerd.grpc.v1.cri""#;
     format!(
@@ -52,28 +52,22 @@ fn cri_config(dir: &Path) -> String {
       runtime_type = "io.containerd.runc.v2"
       [{cri}.containerd.runtimes.runc.options]
         Root = "{dir}/runc"
-{strict_groups}"#,
+"#,
         dir = dir.display(),
-        strict_groups = documented_runtime_entry(dir),
     )
 }
 
-/// The runtime entry exactly as the README documents it
-/// (`config/containerd-runtime.toml`), pointed at the binary under test and
-/// at the test's runc root.
-fn documented_runtime_entry(dir: &Path) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/containerd-runtime.toml");
-    let entry = std::fs::read_to_string(&path).unwrap();
-    let binary = r#"BinaryName = "/usr/local/bin/strict-groups""#;
-    assert!(entry.contains(binary), "{}: {binary}", path.display());
-    entry.replace(
-        binary,
-        &format!(
-            "BinaryName = \"{}\"\n    Root = \"{}/runc\"",
-            wrapper_bin(),
-            dir.display()
-        ),
-    )
+/// Adds the strict-groups runtime entry to containerd's config the way an
+/// operator does: `strict-groups configure containerd`. It copies the runc
+/// entry's options (here the test's runc `Root`).
+fn configure_runtime_entry(config: &Path) {
+    let out = Command::new(wrapper_bin())
+        .args(["configure", "containerd", "--config"])
+        .arg(config)
+        .args(["--binary", &wrapper_bin()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "configure: {out:?}");
 }
 
 /// A pod as the kubelet describes it to the CRI runtime.
@@ -170,6 +164,7 @@ impl CriNode {
         std::fs::write(&wrapper_config, "").unwrap();
         let containerd = PrivateContainerd::start_with(
             cri_config,
+            configure_runtime_entry,
             &[("STRICT_GROUPS_CONFIG", wrapper_config.to_str().unwrap())],
         );
         let rt = tokio::runtime::Builder::new_current_thread()

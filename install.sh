@@ -1,0 +1,225 @@
+#!/bin/sh
+# Installs strict-groups on a node, or removes it again.
+#
+#   install.sh [--root DIR] [--binary FILE] [--runtime auto|containerd|k3s|rke2|crio]
+#              [--restart] [--uninstall]
+#
+# Installs the binary as /usr/local/bin/strict-groups, a default
+# /etc/strict-groups/config.toml (if none), and adds the `strict-groups`
+# runtime entry to the container runtime's config with
+# `strict-groups configure` (comments and all other settings kept). The
+# runtime is restarted only with --restart. --uninstall puts back exactly
+# what was there before. Safe to run twice. POSIX sh, so that it also runs
+# from the DaemonSet image (busybox).
+#
+# --root DIR   act on a node's files under DIR (the DaemonSet mounts the host there)
+# --binary F   the strict-groups binary to install (default: beside this script,
+#              else the release build of this checkout)
+# --runtime R  which runtime to configure (default: auto-detect)
+set -eu
+
+root=/
+binary=
+runtime=auto
+restart=no
+uninstall=no
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --root) root=$2; shift 2 ;;
+    --root=*) root=${1#--root=}; shift ;;
+    --binary) binary=$2; shift 2 ;;
+    --binary=*) binary=${1#--binary=}; shift ;;
+    --runtime) runtime=$2; shift 2 ;;
+    --runtime=*) runtime=${1#--runtime=}; shift ;;
+    --restart) restart=yes; shift ;;
+    --uninstall) uninstall=yes; shift ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "install.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+say() { echo "install.sh: $*"; }
+die() { echo "install.sh: error: $*" >&2; exit 1; }
+
+root=${root%/}
+BIN=/usr/local/bin/strict-groups
+CONFIG=/etc/strict-groups/config.toml
+STATE=/var/lib/strict-groups/install
+here=$(cd "$(dirname "$0")" && pwd)
+
+# Paths on the node, seen from here.
+at() { echo "$root$1"; }
+
+detect_runtime() {
+  if [ -d "$(at /var/lib/rancher/k3s)" ]; then echo k3s
+  elif [ -d "$(at /var/lib/rancher/rke2)" ]; then echo rke2
+  elif [ -f "$(at /etc/containerd/config.toml)" ]; then echo containerd
+  elif [ -d "$(at /etc/crio)" ]; then echo crio
+  else echo containerd
+  fi
+}
+
+# The file the runtime's entry goes into, and the service to restart.
+runtime_file() {
+  case "$1" in
+    containerd) echo /etc/containerd/config.toml ;;
+    k3s) echo /var/lib/rancher/k3s/agent/etc/containerd/config.toml.tmpl ;;
+    rke2) echo /var/lib/rancher/rke2/agent/etc/containerd/config.toml.tmpl ;;
+    crio) echo /etc/crio/crio.conf.d/50-strict-groups.conf ;;
+    *) die "unknown runtime '$1' (auto, containerd, k3s, rke2, crio)" ;;
+  esac
+}
+
+runtime_services() {
+  case "$1" in
+    containerd) echo containerd ;;
+    k3s) echo "k3s k3s-agent" ;;
+    rke2) echo "rke2-server rke2-agent" ;;
+    crio) echo crio ;;
+  esac
+}
+
+restart_runtime() {
+  if [ "$restart" != yes ]; then
+    say "restart $(runtime_services "$1" | cut -d' ' -f1) (or run again with --restart) for the change to take effect"
+    return 0
+  fi
+  [ "$root" = "" ] || say "--root is set: restarting the host's service through PID 1's namespaces"
+  run=""
+  [ "$root" = "" ] || run="nsenter -t 1 -m -u -i -n -p --"
+  for svc in $(runtime_services "$1"); do
+    if $run sh -c 'command -v systemctl >/dev/null && [ -d /run/systemd/system ]'; then
+      if $run systemctl is-active --quiet "$svc"; then
+        say "restarting $svc"
+        $run systemctl restart "$svc" || die "restarting $svc failed"
+        return 0
+      fi
+    elif $run sh -c 'command -v rc-service >/dev/null'; then
+      # k3s on OpenRC and other systemd-free nodes.
+      if $run rc-service "$svc" status >/dev/null 2>&1; then
+        say "restarting $svc"
+        $run rc-service "$svc" restart || die "restarting $svc failed"
+        return 0
+      fi
+    fi
+  done
+  die "could not find a running $(runtime_services "$1") service to restart; restart it by hand"
+}
+
+# Records the original of a node file in the state dir before the first
+# change ("absent" when there was none), so that --uninstall restores it.
+keep_original() {
+  key=$(echo "$1" | tr / _)
+  [ -e "$(at $STATE)/originals/$key" ] || [ -e "$(at $STATE)/originals/$key.absent" ] && return 0
+  mkdir -p "$(at $STATE)/originals"
+  if [ -e "$(at "$1")" ]; then
+    cp -p "$(at "$1")" "$(at $STATE)/originals/$key"
+  else
+    : >"$(at $STATE)/originals/$key.absent"
+  fi
+  echo "$1" >>"$(at $STATE)/files"
+}
+
+# Records the directories that do not exist yet and are about to be created.
+keep_dirs() {
+  d=$1
+  missing=""
+  while [ "$d" != "/" ] && [ ! -d "$(at "$d")" ]; do
+    missing="$d $missing"
+    d=$(dirname "$d")
+  done
+  mkdir -p "$(at $STATE)"
+  for m in $missing; do echo "$m" >>"$(at $STATE)/dirs"; done
+}
+
+install_node() {
+  if [ -z "$binary" ]; then
+    for candidate in "$here/strict-groups" "$here"/target/*/release/strict-groups "$here/target/release/strict-groups"; do
+      [ -x "$candidate" ] && { binary=$candidate; break; }
+    done
+  fi
+  [ -n "$binary" ] && [ -x "$binary" ] || die "no strict-groups binary (give --binary FILE, or build with scripts/build-release.sh)"
+  "$binary" version >/dev/null 2>&1 || die "$binary does not run here"
+  [ "$runtime" = auto ] && runtime=$(detect_runtime)
+  file=$(runtime_file "$runtime")
+  say "installing $("$binary" version) into ${root:-/} for $runtime"
+
+  for d in /var/lib/strict-groups "$(dirname $BIN)" "$(dirname $CONFIG)" "$(dirname "$file")"; do
+    if [ ! -d "$(at "$d")" ]; then keep_dirs "$d"; fi
+  done
+  mkdir -p "$(at $STATE)"
+  [ -f "$(at $STATE)/runtime" ] || echo "$runtime" >"$(at $STATE)/runtime"
+
+  keep_original $BIN
+  mkdir -p "$(at "$(dirname $BIN)")"
+  cp "$binary" "$(at $BIN).new" && chmod 0755 "$(at $BIN).new" && mv -f "$(at $BIN).new" "$(at $BIN)"
+  say "installed $BIN"
+
+  if [ ! -e "$(at $CONFIG)" ]; then
+    keep_original $CONFIG
+    mkdir -p "$(at "$(dirname $CONFIG)")"
+    if [ -f "$here/config/config.toml" ]; then
+      cp "$here/config/config.toml" "$(at $CONFIG)"
+    else
+      printf 'runtime = "runc"\ndefault_policy = "Strict"\nallow_merge_annotation = false\nmode = "enforce"\n' >"$(at $CONFIG)"
+    fi
+    chmod 0644 "$(at $CONFIG)"
+    say "wrote the default $CONFIG"
+  else
+    say "kept the existing $CONFIG"
+  fi
+
+  keep_original "$file"
+  if [ "$runtime" = k3s ] || [ "$runtime" = rke2 ]; then
+    # A new template starts from k3s/RKE2's own base config.
+    if [ ! -e "$(at "$file")" ]; then
+      mkdir -p "$(at "$(dirname "$file")")"
+      printf '{{ template "base" . }}\n' >"$(at "$file")"
+    fi
+  fi
+  case "$runtime" in
+    crio) "$(at $BIN)" configure crio --dropin-dir "$(at "$(dirname "$file")")" --binary $BIN --no-backup ;;
+    *) "$(at $BIN)" configure containerd --config "$(at "$file")" --binary $BIN --no-backup ;;
+  esac || die "configuring $runtime failed; nothing else was changed in $file"
+  sha256sum "$(at "$file")" | cut -d' ' -f1 >"$(at $STATE)/configured.sha256"
+
+  restart_runtime "$runtime"
+  say "done. Label the node so that the RuntimeClass schedules onto it:"
+  say "  kubectl label node <node> strict-groups.io/runtime=installed"
+}
+
+uninstall_node() {
+  [ -f "$(at $STATE)/files" ] || { say "nothing to uninstall under ${root:-/}"; return 0; }
+  runtime=$(cat "$(at $STATE)/runtime")
+  file=$(runtime_file "$runtime")
+  if [ -e "$(at "$file")" ] && [ -f "$(at $STATE)/configured.sha256" ] &&
+     [ "$(sha256sum "$(at "$file")" | cut -d' ' -f1)" != "$(cat "$(at $STATE)/configured.sha256")" ]; then
+    # Edited since: take out only our entry, keep the other edits.
+    say "$file changed since install: removing only the strict-groups entry"
+    case "$runtime" in
+      crio) "$(at $BIN)" configure crio --dropin-dir "$(at "$(dirname "$file")")" --remove --no-backup ;;
+      *) "$(at $BIN)" configure containerd --config "$(at "$file")" --remove --no-backup ;;
+    esac || die "removing the entry from $file failed"
+    sed -i "\\|^$file\$|d" "$(at $STATE)/files"
+  fi
+  # Restore every file as it was (the binary last: configure above needs it).
+  for f in $(grep -v "^$BIN\$" "$(at $STATE)/files") $BIN; do
+    key=$(echo "$f" | tr / _)
+    if [ -e "$(at $STATE)/originals/$key.absent" ]; then
+      rm -f "$(at "$f")"
+    elif [ -e "$(at $STATE)/originals/$key" ]; then
+      cp -p "$(at $STATE)/originals/$key" "$(at "$f")"
+    fi
+    say "restored $f"
+  done
+  restart_runtime "$runtime"
+  dirs=$(cat "$(at $STATE)/dirs" 2>/dev/null || true)
+  rm -rf "$(at $STATE)"
+  # Directories that the install created, deepest first.
+  for d in $(echo "$dirs" | awk 'NF' | awk '{ print length, $0 }' | sort -rn | cut -d' ' -f2-); do
+    rmdir "$(at "$d")" 2>/dev/null || true
+  done
+  say "uninstalled"
+}
+
+if [ "$uninstall" = yes ]; then uninstall_node; else install_node; fi

@@ -1,0 +1,500 @@
+//! `strict-groups configure`: adds or removes the runtime entry in
+//! containerd's config (version 2 of containerd 1.6/1.7, k3s/RKE2
+//! `config.toml.tmpl`) and CRI-O's drop-in, the way `nvidia-ctk runtime
+//! configure` does. Edits go through `toml_edit`, so comments, order and
+//! every other setting survive byte for byte; the edit is idempotent; a
+//! backup is written before any change; `--dry-run` prints the diff.
+//!
+//! The pure core ([`add_containerd_entry`], [`remove_containerd_entry`],
+//! [`crio_dropin`]) takes text and returns text.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args as ClapArgs, Subcommand};
+use toml_edit::{Array, DocumentMut, Item, Table, value};
+
+use crate::atomic;
+use crate::policy::POLICY_ANNOTATION;
+
+/// The default runtime handler name (RuntimeClass `handler`).
+pub const HANDLER: &str = "strict-groups";
+/// What `pod_annotations` must pass for the policy annotation to arrive.
+pub const ANNOTATION_PATTERN: &str = "strict-groups.io/*";
+const RUNC_V2: &str = "io.containerd.runc.v2";
+/// The most `configure` reads of a config file.
+const CONFIG_CAP: u64 = 16 << 20;
+/// Marks the block `configure` manages in a k3s/RKE2 template that is not
+/// plain TOML (it holds Go template actions).
+const BEGIN: &str = "# BEGIN strict-groups runtime (managed by `strict-groups configure`)";
+const END: &str = "# END strict-groups runtime";
+
+#[derive(ClapArgs)]
+pub struct Args {
+    #[command(subcommand)]
+    target: Target,
+}
+
+#[derive(Subcommand)]
+enum Target {
+    /// containerd 1.6/1.7 config (version 2), or a k3s/RKE2 config.toml.tmpl.
+    Containerd {
+        /// The config file (k3s: /var/lib/rancher/k3s/agent/etc/containerd/config.toml.tmpl).
+        #[arg(long, default_value = "/etc/containerd/config.toml")]
+        config: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// A CRI-O drop-in file in crio.conf.d.
+    Crio {
+        /// CRI-O's drop-in directory.
+        #[arg(long, default_value = "/etc/crio/crio.conf.d")]
+        dropin_dir: PathBuf,
+        /// The real runtime's state root, as CRI-O passes it (`--root`).
+        #[arg(long, default_value = "/run/runc")]
+        runtime_root: String,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(ClapArgs)]
+struct Common {
+    /// Path of the strict-groups binary on the node (default: this binary).
+    #[arg(long)]
+    binary: Option<String>,
+    /// The runtime handler name (RuntimeClass handler).
+    #[arg(long, default_value = HANDLER)]
+    handler: String,
+    /// Remove the entry instead of adding it.
+    #[arg(long)]
+    remove: bool,
+    /// Print the change as a unified diff; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Write no backup beside the file (install.sh keeps its own).
+    #[arg(long)]
+    no_backup: bool,
+}
+
+impl Common {
+    fn binary(&self) -> Result<String> {
+        match &self.binary {
+            Some(b) => Ok(b.clone()),
+            None => Ok(std::fs::read_link("/proc/self/exe")
+                .context("finding this binary's path (give --binary)")?
+                .display()
+                .to_string()),
+        }
+    }
+}
+
+pub fn run(args: &Args) -> i32 {
+    match configure(args) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("strict-groups: configure: {e:#}");
+            1
+        }
+    }
+}
+
+fn configure(args: &Args) -> Result<()> {
+    match &args.target {
+        Target::Containerd { config, common } => {
+            let old = read_or_empty(config)?;
+            let is_template = config.extension().is_some_and(|e| e == "tmpl");
+            let new = if common.remove {
+                remove_containerd_entry(&old, &common.handler, is_template)
+            } else {
+                add_containerd_entry(&old, &common.binary()?, &common.handler, is_template)
+            }
+            .with_context(|| format!("editing {}", config.display()))?;
+            apply(config, old.as_deref(), new.as_deref(), common)
+        }
+        Target::Crio {
+            dropin_dir,
+            runtime_root,
+            common,
+        } => {
+            let file = dropin_dir.join(format!("50-{}.conf", common.handler));
+            let old = read_or_empty(&file)?;
+            let new = if common.remove {
+                None
+            } else {
+                Some(crio_dropin(
+                    &common.binary()?,
+                    &common.handler,
+                    runtime_root,
+                ))
+            };
+            apply(&file, old.as_deref(), new.as_deref(), common)
+        }
+    }
+}
+
+/// The file's text, or None when it does not exist.
+fn read_or_empty(path: &Path) -> Result<Option<String>> {
+    match atomic::read_capped(path, CONFIG_CAP) {
+        Ok(bytes) => {
+            Ok(Some(String::from_utf8(bytes).with_context(|| {
+                format!("{} is not UTF-8", path.display())
+            })?))
+        }
+        Err(e)
+            if e.downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+                || !path.exists() =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `new` over `old` (None: no file), with a backup of `old`, or
+/// prints the diff. Says what it did.
+fn apply(path: &Path, old: Option<&str>, new: Option<&str>, common: &Common) -> Result<()> {
+    if old == new {
+        println!("{}: already as wanted, nothing to do", path.display());
+        return Ok(());
+    }
+    if common.dry_run {
+        let diff = similar::TextDiff::from_lines(old.unwrap_or(""), new.unwrap_or(""));
+        let name = path.display().to_string();
+        print!(
+            "{}",
+            diff.unified_diff().context_radius(3).header(&name, &name)
+        );
+        return Ok(());
+    }
+    if let Some(old) = old.filter(|_| !common.no_backup) {
+        let backup = backup_path(path);
+        std::fs::write(&backup, old)
+            .with_context(|| format!("writing the backup {}", backup.display()))?;
+        println!("{}: backup in {}", path.display(), backup.display());
+    }
+    match new {
+        Some(text) => {
+            if old.is_none() {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("creating {}", dir.display()))?;
+                }
+                std::fs::write(path, "").with_context(|| format!("creating {}", path.display()))?;
+            }
+            atomic::replace(path, text.as_bytes())?;
+            println!("{}: updated", path.display());
+        }
+        None => {
+            std::fs::remove_file(path).with_context(|| format!("removing {}", path.display()))?;
+            println!("{}: removed", path.display());
+        }
+    }
+    Ok(())
+}
+
+/// `<file>.<UTC time>.strict-groups.bak`, beside the file.
+fn backup_path(path: &Path) -> PathBuf {
+    let stamp: String = crate::log::rfc3339_now()
+        .chars()
+        .filter(|c| c.is_ascii_digit())
+        .take(14)
+        .collect();
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{stamp}.strict-groups.bak"));
+    PathBuf::from(s)
+}
+
+/// The CRI plugin's name in the config's version: 2 uses the full plugin
+/// id, 1 (no `version` key) the short one. Version 3 is containerd 2.x.
+fn cri_plugin(doc: &DocumentMut, text: &str) -> Result<&'static str> {
+    match doc.get("version").and_then(Item::as_integer) {
+        Some(2) => Ok("io.containerd.grpc.v1.cri"),
+        None | Some(1) if !text.trim().is_empty() => Ok("cri"),
+        None | Some(1) => Ok("io.containerd.grpc.v1.cri"),
+        Some(3) => bail!(
+            "config version 3 is containerd 2.x, which supports supplementalGroupsPolicy: Strict \
+             natively; strict-groups is not needed there"
+        ),
+        Some(v) => bail!("unknown containerd config version {v}"),
+    }
+}
+
+/// The sub-table `key` of `table`, created (implicit: no header of its own
+/// unless it gets keys) when missing.
+fn child<'a>(table: &'a mut Table, key: &str, path: &str) -> Result<&'a mut Table> {
+    let item = table.entry(key).or_insert_with(|| {
+        let mut t = Table::new();
+        t.set_implicit(true);
+        Item::Table(t)
+    });
+    item.as_table_mut()
+        .ok_or_else(|| anyhow!("{path}.{key} is not a table"))
+}
+
+/// Adds (or completes) the runtime entry; None never (the file is kept).
+pub fn add_containerd_entry(
+    old: &Option<String>,
+    binary: &str,
+    handler: &str,
+    is_template: bool,
+) -> Result<Option<String>> {
+    let text = old.as_deref().unwrap_or("");
+    if is_template && (text.contains("{{") || text.parse::<DocumentMut>().is_err()) {
+        return Ok(Some(add_template_block(text, binary, handler)));
+    }
+    let mut doc: DocumentMut = text.parse().context("not valid TOML")?;
+    let plugin = cri_plugin(&doc, text)?;
+    if text.trim().is_empty() {
+        doc.insert("version", value(2));
+    }
+    let plugins = child(doc.as_table_mut(), "plugins", "")?;
+    let cri = child(plugins, plugin, "plugins")?;
+    let containerd = child(cri, "containerd", plugin)?;
+    let runtimes = child(containerd, "runtimes", "containerd")?;
+    // The runc entry's options (SystemdCgroup, Root, ...) are the node's
+    // choices: the wrapper's entry gets the same, so that runc runs alike.
+    let runc_options: Vec<(String, Item)> = runtimes
+        .get("runc")
+        .and_then(|r| r.get("options"))
+        .and_then(Item::as_table_like)
+        .map(|t| {
+            t.iter()
+                .filter(|(k, _)| *k != "BinaryName")
+                .map(|(k, v)| (k.to_string(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let entry = child(runtimes, handler, "runtimes")?;
+    entry.set_implicit(false);
+    if entry.get("runtime_type").and_then(Item::as_str) != Some(RUNC_V2) {
+        entry.insert("runtime_type", value(RUNC_V2));
+    }
+    match entry
+        .get_mut("pod_annotations")
+        .and_then(|a| a.as_array_mut())
+    {
+        Some(list) => {
+            let covered = list.iter().any(|v| {
+                matches!(
+                    v.as_str(),
+                    Some("*" | ANNOTATION_PATTERN | POLICY_ANNOTATION)
+                )
+            });
+            if !covered {
+                list.push(ANNOTATION_PATTERN);
+            }
+        }
+        None => {
+            let mut list = Array::new();
+            list.push(ANNOTATION_PATTERN);
+            entry.insert("pod_annotations", value(list));
+        }
+    }
+    let options = child(entry, "options", handler)?;
+    options.set_implicit(false);
+    for (k, v) in runc_options {
+        if !options.contains_key(&k) {
+            options.insert(&k, v);
+        }
+    }
+    if options.get("BinaryName").and_then(Item::as_str) != Some(binary) {
+        options.insert("BinaryName", value(binary));
+    }
+    Ok(Some(doc.to_string()))
+}
+
+/// Removes the runtime entry (and the template block); the rest is kept.
+pub fn remove_containerd_entry(
+    old: &Option<String>,
+    handler: &str,
+    is_template: bool,
+) -> Result<Option<String>> {
+    let Some(text) = old else {
+        return Ok(None);
+    };
+    if is_template && text.contains(BEGIN) {
+        return Ok(Some(remove_template_block(text)));
+    }
+    if is_template && text.parse::<DocumentMut>().is_err() {
+        return Ok(Some(text.clone()));
+    }
+    let mut doc: DocumentMut = text.parse().context("not valid TOML")?;
+    let plugin = cri_plugin(&doc, text)?;
+    let runtimes = doc
+        .get_mut("plugins")
+        .and_then(|p| p.get_mut(plugin))
+        .and_then(|c| c.get_mut("containerd"))
+        .and_then(|c| c.get_mut("runtimes"))
+        .and_then(Item::as_table_like_mut);
+    match runtimes {
+        Some(r) if r.contains_key(handler) => {
+            r.remove(handler);
+            Ok(Some(doc.to_string()))
+        }
+        _ => Ok(Some(text.clone())),
+    }
+}
+
+/// The entry as text, for templates that are not plain TOML.
+fn template_block(binary: &str, handler: &str) -> String {
+    let base = format!(r#"plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{handler}"#);
+    format!(
+        "{BEGIN}\n[{base}]\n  runtime_type = \"{RUNC_V2}\"\n  pod_annotations = [\"{ANNOTATION_PATTERN}\"]\n[{base}.options]\n  BinaryName = {}\n{END}\n",
+        toml_edit::Value::from(binary)
+    )
+}
+
+fn add_template_block(text: &str, binary: &str, handler: &str) -> String {
+    let base = remove_template_block(text);
+    let mut out = base;
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    out.push('\n');
+    out.push_str(&template_block(binary, handler));
+    out
+}
+
+fn remove_template_block(text: &str) -> String {
+    let (Some(start), Some(end)) = (text.find(BEGIN), text.find(END)) else {
+        return text.to_string();
+    };
+    let end = end + END.len();
+    let end = if text[end..].starts_with('\n') {
+        end + 1
+    } else {
+        end
+    };
+    // The blank line that add_template_block put before the block.
+    let start = if text[..start].ends_with("\n\n") {
+        start - 1
+    } else {
+        start
+    };
+    format!("{}{}", &text[..start], &text[end..])
+}
+
+/// CRI-O's drop-in for the runtime handler.
+pub fn crio_dropin(binary: &str, handler: &str, runtime_root: &str) -> String {
+    format!(
+        "# strict-groups: KEP-3619 Strict supplementary groups (written by `strict-groups configure crio`).\n\
+         # Pods select it with a RuntimeClass whose handler is {handler:?}.\n\
+         [crio.runtime.runtimes.{handler}]\n\
+         runtime_path = {}\n\
+         runtime_type = \"oci\"\n\
+         runtime_root = {}\n",
+        toml_edit::Value::from(binary),
+        toml_edit::Value::from(runtime_root)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add(text: &str) -> String {
+        add_containerd_entry(
+            &Some(text.to_string()),
+            "/usr/local/bin/strict-groups",
+            HANDLER,
+            false,
+        )
+        .unwrap()
+        .unwrap()
+    }
+
+    #[test]
+    fn empty_file_gets_version_2_and_the_entry() {
+        let out = add("");
+        let doc: toml::Table = toml::from_str(&out).unwrap();
+        assert_eq!(doc["version"].as_integer(), Some(2));
+        let entry = &doc["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"][HANDLER];
+        assert_eq!(entry["runtime_type"].as_str(), Some(RUNC_V2));
+        assert_eq!(
+            entry["options"]["BinaryName"].as_str(),
+            Some("/usr/local/bin/strict-groups")
+        );
+        assert_eq!(add(&out), out, "idempotent");
+    }
+
+    #[test]
+    fn runc_options_are_copied_and_annotations_merged() {
+        let text = "version = 2\n# keep me\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n  SystemdCgroup = true\n\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.strict-groups]\n  pod_annotations = [\"example.com/x\"]\n";
+        let out = add(text);
+        assert!(out.starts_with("version = 2\n# keep me\n"), "{out}");
+        let doc: toml::Table = toml::from_str(&out).unwrap();
+        let entry = &doc["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"][HANDLER];
+        assert_eq!(entry["options"]["SystemdCgroup"].as_bool(), Some(true));
+        let annotations: Vec<&str> = entry["pod_annotations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
+        assert_eq!(annotations, ["example.com/x", ANNOTATION_PATTERN]);
+    }
+
+    #[test]
+    fn version_1_uses_the_short_plugin_name_and_version_3_is_refused() {
+        let out = add("[plugins.cri]\n  sandbox_image = \"pause\"\n");
+        assert!(
+            out.contains("[plugins.cri.containerd.runtimes.strict-groups]"),
+            "{out}"
+        );
+        let err = add_containerd_entry(&Some("version = 3\n".into()), "/b", HANDLER, false)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("natively"), "{err}");
+    }
+
+    #[test]
+    fn template_with_go_actions_gets_a_block_that_comes_off_again() {
+        let text = "{{ template \"base\" . }}\n";
+        let out = add_containerd_entry(
+            &Some(text.into()),
+            "/usr/local/bin/strict-groups",
+            HANDLER,
+            true,
+        )
+        .unwrap()
+        .unwrap();
+        assert!(out.starts_with(text) && out.contains(BEGIN), "{out}");
+        let again = add_containerd_entry(
+            &Some(out.clone()),
+            "/usr/local/bin/strict-groups",
+            HANDLER,
+            true,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(again, out, "idempotent");
+        let removed = remove_containerd_entry(&Some(out), HANDLER, true)
+            .unwrap()
+            .unwrap();
+        assert_eq!(removed, text);
+    }
+
+    /// The snippet the README shows is what `configure` writes.
+    #[test]
+    fn documented_snippet_is_what_configure_writes() {
+        let written: toml::Table = toml::from_str(&add("")).unwrap();
+        let documented: toml::Table =
+            toml::from_str(include_str!("../config/containerd-runtime.toml")).unwrap();
+        let entry = |t: &toml::Table| {
+            t["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"][HANDLER].clone()
+        };
+        assert_eq!(entry(&written), entry(&documented));
+    }
+
+    #[test]
+    fn crio_dropin_parses() {
+        let d = crio_dropin("/usr/bin/strict-groups", HANDLER, "/run/runc");
+        let doc: toml::Table = toml::from_str(&d).unwrap();
+        assert_eq!(
+            doc["crio"]["runtime"]["runtimes"][HANDLER]["runtime_path"].as_str(),
+            Some("/usr/bin/strict-groups")
+        );
+    }
+}

@@ -1,0 +1,263 @@
+//! `install.sh` on scratch roots: it installs, configures the runtime (the
+//! result passes `doctor`), is safe to run twice, and `--uninstall` leaves
+//! the root byte-identical to before.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{stderr, stdout, wrapper_bin};
+
+fn install_sh() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("install.sh")
+}
+
+fn install(root: &Path, args: &[&str]) -> Output {
+    Command::new("sh")
+        .arg(install_sh())
+        .arg("--root")
+        .arg(root)
+        .arg("--binary")
+        .arg(wrapper_bin())
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Every path under `root` with its type, mode and content (or link target).
+fn snapshot(root: &Path) -> BTreeMap<String, String> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let p = e.path();
+            let rel = p.strip_prefix(root).unwrap().display().to_string();
+            let m = std::fs::symlink_metadata(&p).unwrap();
+            let mode = m.mode();
+            let value = if m.file_type().is_symlink() {
+                format!(
+                    "link {mode:o} {}",
+                    std::fs::read_link(&p).unwrap().display()
+                )
+            } else if m.is_dir() {
+                walk(root, &p, out);
+                format!("dir {mode:o}")
+            } else {
+                let data = std::fs::read(&p).unwrap();
+                format!("file {mode:o} {} {:x}", data.len(), crc(&data))
+            };
+            out.insert(rel, value);
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn crc(data: &[u8]) -> u64 {
+    data.iter().fold(0xcbf29ce484222325u64, |h, &b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// A node: runc installed, and the runtime's config as given.
+fn node(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let root = tempfile::tempdir().unwrap();
+    let runc = root.path().join("usr/bin/runc");
+    std::fs::create_dir_all(runc.parent().unwrap()).unwrap();
+    std::fs::write(&runc, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&runc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for (path, text) in files {
+        let p = root.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+    }
+    root
+}
+
+fn doctor(root: &Path) -> Output {
+    Command::new(wrapper_bin())
+        .args(["doctor", "--root"])
+        .arg(root)
+        .args([
+            "--config",
+            "/etc/strict-groups/config.toml",
+            "--containerd-version",
+            "1.6.20",
+            "--crio-version",
+            "",
+            "--kubernetes-version",
+            "1.29.0",
+        ])
+        .output()
+        .unwrap()
+}
+
+fn corpus(name: &str) -> String {
+    std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/configs")
+            .join(name),
+    )
+    .unwrap()
+}
+
+fn round_trip(name: &str, files: &[(&str, &str)], configured: &str) {
+    let root = node(files);
+    // runc is found by its absolute path in the scratch root.
+    let before = snapshot(root.path());
+    let out = install(root.path(), &[]);
+    assert!(
+        out.status.success(),
+        "{name}: {}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let installed = root.path().join("usr/local/bin/strict-groups");
+    assert!(installed.exists(), "{name}");
+    let text = std::fs::read_to_string(root.path().join(configured)).unwrap();
+    assert!(
+        text.contains("BinaryName = \"/usr/local/bin/strict-groups\"")
+            || text.contains("runtime_path = \"/usr/local/bin/strict-groups\""),
+        "{name}: {text}"
+    );
+    let out = doctor(root.path());
+    assert!(
+        out.status.success(),
+        "{name}: doctor after install:\n{}",
+        stdout(&out)
+    );
+    let after_first = snapshot(root.path());
+
+    let out = install(root.path(), &[]);
+    assert!(out.status.success(), "{name}: second run: {}", stderr(&out));
+    assert_eq!(
+        snapshot(root.path()),
+        after_first,
+        "{name}: a second install changed something"
+    );
+
+    let out = install(root.path(), &["--uninstall"]);
+    assert!(
+        out.status.success(),
+        "{name}: {}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(
+        snapshot(root.path()),
+        before,
+        "{name}: --uninstall must restore the root exactly"
+    );
+    println!("{name:<28} install, install again, uninstall: ok");
+}
+
+#[test]
+fn install_twice_then_uninstall_restores_the_root_exactly() {
+    let comments = corpus("comments-and-runtimes.toml");
+    round_trip(
+        "containerd with comments",
+        &[("etc/containerd/config.toml", &comments)],
+        "etc/containerd/config.toml",
+    );
+    round_trip(
+        "containerd without config",
+        &[],
+        "etc/containerd/config.toml",
+    );
+    let k3s = corpus("k3s-config.toml.tmpl");
+    round_trip(
+        "k3s with a template",
+        &[(
+            "var/lib/rancher/k3s/agent/etc/containerd/config.toml.tmpl",
+            &k3s,
+        )],
+        "var/lib/rancher/k3s/agent/etc/containerd/config.toml.tmpl",
+    );
+    round_trip(
+        "k3s without a template",
+        &[(
+            "var/lib/rancher/k3s/agent/etc/containerd/config.toml",
+            "version = 2\n",
+        )],
+        "var/lib/rancher/k3s/agent/etc/containerd/config.toml.tmpl",
+    );
+    round_trip(
+        "CRI-O",
+        &[(
+            "etc/crio/crio.conf",
+            "[crio.runtime]\ndefault_runtime = \"runc\"\n",
+        )],
+        "etc/crio/crio.conf.d/50-strict-groups.conf",
+    );
+}
+
+#[test]
+fn an_existing_node_config_is_kept_and_an_edited_runtime_config_keeps_its_edits() {
+    let comments = corpus("comments-and-runtimes.toml");
+    let root = node(&[
+        ("etc/containerd/config.toml", &comments),
+        (
+            "etc/strict-groups/config.toml",
+            "runtime = \"/usr/bin/runc\"\nmode = \"audit\"\n",
+        ),
+    ]);
+    assert!(install(root.path(), &[]).status.success());
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("etc/strict-groups/config.toml")).unwrap(),
+        "runtime = \"/usr/bin/runc\"\nmode = \"audit\"\n"
+    );
+    // The operator edits containerd's config after the install.
+    let config = root.path().join("etc/containerd/config.toml");
+    let edited = std::fs::read_to_string(&config).unwrap() + "\n# added later by the operator\n";
+    std::fs::write(&config, &edited).unwrap();
+    let out = install(root.path(), &["--uninstall"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        comments + "\n# added later by the operator\n"
+    );
+    assert!(!root.path().join("usr/local/bin/strict-groups").exists());
+}
+
+#[test]
+fn failures_are_clear_and_exit_non_zero() {
+    let root = node(&[("etc/containerd/config.toml", "version = 2\n[plugins\n")]);
+    let out = install(root.path(), &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("install.sh: error: configuring containerd failed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("not valid TOML"), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("etc/containerd/config.toml")).unwrap(),
+        "version = 2\n[plugins\n"
+    );
+    let out = Command::new("sh")
+        .arg(install_sh())
+        .args([
+            "--root",
+            "/nonexistent-root",
+            "--binary",
+            "/nonexistent/strict-groups",
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no strict-groups binary"),
+        "{}",
+        stderr(&out)
+    );
+    let out = Command::new("sh")
+        .arg(install_sh())
+        .arg("--bogus")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
