@@ -177,13 +177,19 @@ install_node() {
       printf '{{ template "base" . }}\n' >"$(at "$file")"
     fi
   fi
+  before=$(sha256sum "$(at "$file")" 2>/dev/null | cut -d' ' -f1 || true)
   case "$runtime" in
     crio) "$(at $BIN)" configure crio --dropin-dir "$(at "$(dirname "$file")")" --binary $BIN --no-backup ;;
     *) "$(at $BIN)" configure containerd --config "$(at "$file")" --binary $BIN --no-backup ;;
   esac || die "configuring $runtime failed; nothing else was changed in $file"
-  sha256sum "$(at "$file")" | cut -d' ' -f1 >"$(at $STATE)/configured.sha256"
+  after=$(sha256sum "$(at "$file")" | cut -d' ' -f1)
+  echo "$after" >"$(at $STATE)/configured.sha256"
 
-  restart_runtime "$runtime"
+  # A runtime whose config did not change need not restart (a DaemonSet
+  # pod that restarts must not restart containerd each time).
+  if [ "$before" != "$after" ]; then
+    restart_runtime "$runtime"
+  fi
   say "done. Label the node so that the RuntimeClass schedules onto it:"
   say "  kubectl label node <node> strict-groups.io/runtime=installed"
 }

@@ -194,6 +194,11 @@ impl CriNode {
     pub fn import(&self, image: &OciImage) {
         let archive = self.containerd.dir.path().join("image.tar");
         image.write_archive(&archive);
+        self.import_archive(&archive);
+    }
+
+    /// Imports an OCI image archive with `ctr`.
+    pub fn import_archive(&self, archive: &Path) {
         let out = Command::new("ctr")
             .arg("--address")
             .arg(self.containerd.socket())
@@ -204,7 +209,7 @@ impl CriNode {
         assert!(
             out.status.success(),
             "ctr images import {}: {}",
-            image.name,
+            archive.display(),
             String::from_utf8_lossy(&out.stderr)
         );
     }
@@ -270,9 +275,35 @@ impl CriNode {
         name: &str,
         image: &str,
     ) -> Result<String, tonic::Status> {
+        self.start_container_with(pod, pod.spec.container_config(name, image))
+    }
+
+    /// The container of `name` and `image` with a host directory mounted.
+    pub fn container_with_mount(
+        pod: &Pod,
+        name: &str,
+        image: &str,
+        host_path: &Path,
+        container_path: &str,
+    ) -> cri::ContainerConfig {
+        let mut config = pod.spec.container_config(name, image);
+        config.mounts.push(cri::Mount {
+            container_path: container_path.into(),
+            host_path: host_path.display().to_string(),
+            ..Default::default()
+        });
+        config
+    }
+
+    /// CreateContainer with `config`, then StartContainer.
+    pub fn start_container_with(
+        &mut self,
+        pod: &Pod,
+        config: cri::ContainerConfig,
+    ) -> Result<String, tonic::Status> {
         let req = cri::CreateContainerRequest {
             pod_sandbox_id: pod.id.clone(),
-            config: Some(pod.spec.container_config(name, image)),
+            config: Some(config),
             sandbox_config: Some(pod.config.clone()),
         };
         let id = self

@@ -1,0 +1,149 @@
+//! What a cluster applies and what a node installs from: the manifests agree
+//! with each other and with the installer, and the DaemonSet installer image
+//! (built without a container engine) installs strict-groups onto a node's
+//! root when run by a real containerd through the CRI API.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::cri::{CriNode, PodSpec};
+use common::{require_root, stdout};
+use serde_yaml::Value;
+
+fn top() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn yaml_docs(rel: &str) -> Vec<Value> {
+    let text = std::fs::read_to_string(top().join(rel)).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d).unwrap_or_else(|e| panic!("{rel}: {e}")))
+        .collect()
+}
+
+const LABEL: &str = "strict-groups.io/runtime";
+
+#[test]
+fn manifests_agree_with_each_other_and_the_installer() {
+    let rc = &yaml_docs("runtimeclass/runtimeclass.yaml")[0];
+    assert_eq!(rc["kind"], "RuntimeClass");
+    assert_eq!(
+        rc["handler"].as_str(),
+        Some(strict_groups::configure::HANDLER)
+    );
+    assert_eq!(rc["scheduling"]["nodeSelector"][LABEL], "installed");
+
+    let ds = &yaml_docs("packaging/daemonset/daemonset.yaml")[0];
+    assert_eq!(ds["kind"], "DaemonSet");
+    assert_eq!(
+        ds["spec"]["template"]["spec"]["nodeSelector"][LABEL],
+        "installed"
+    );
+    let install = std::fs::read_to_string(top().join("install.sh")).unwrap();
+    assert!(
+        install.contains(&format!("{LABEL}=installed")),
+        "install.sh names the label"
+    );
+
+    let pod = &yaml_docs("runtimeclass/kep-example-pod.yaml")[0];
+    assert_eq!(pod["spec"]["runtimeClassName"], rc["metadata"]["name"]);
+
+    let vap = yaml_docs("runtimeclass/admission-policy.yaml");
+    assert_eq!(vap[0]["kind"], "ValidatingAdmissionPolicy");
+    assert_eq!(vap[1]["kind"], "ValidatingAdmissionPolicyBinding");
+    assert_eq!(vap[1]["spec"]["policyName"], vap[0]["metadata"]["name"]);
+    let expr = vap[0]["spec"]["validations"][0]["expression"]
+        .as_str()
+        .unwrap();
+    assert!(
+        expr.contains("runtimeClassName == 'strict-groups'"),
+        "{expr}"
+    );
+}
+
+/// The static binary that ships (`$STRICT_GROUPS_STATIC_BIN`, else built).
+fn static_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("STRICT_GROUPS_STATIC_BIN") {
+        return PathBuf::from(p);
+    }
+    let out = Command::new(top().join("scripts/build-release.sh"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    top().join(stdout(&out))
+}
+
+#[test]
+fn daemonset_image_installs_onto_the_node_root() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("installer.tar");
+    let name = "localhost/strict-groups-test/installer:1";
+    let out = Command::new(top().join("packaging/daemonset/build-image.sh"))
+        .arg(static_binary())
+        .arg(&archive)
+        .env("IMAGE_NAME", name)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+
+    // The node's root: runc and a containerd config with comments.
+    let host = dir.path().join("host");
+    std::fs::create_dir_all(host.join("usr/bin")).unwrap();
+    std::fs::write(host.join("usr/bin/runc"), "#!/bin/sh\n").unwrap();
+    std::fs::create_dir_all(host.join("etc/containerd")).unwrap();
+    let original =
+        std::fs::read_to_string(top().join("tests/configs/comments-and-runtimes.toml")).unwrap();
+    std::fs::write(host.join("etc/containerd/config.toml"), &original).unwrap();
+
+    let mut node = CriNode::start();
+    node.import_archive(&archive);
+    let spec = PodSpec {
+        name: "installer".into(),
+        run_as_user: Some(0),
+        ..Default::default()
+    };
+    let pod = node.run_pod("runc", &spec).unwrap();
+    let config = CriNode::container_with_mount(&pod, "install", name, &host, "/host");
+    node.start_container_with(&pod, config).unwrap();
+
+    let installed = host.join("usr/local/bin/strict-groups");
+    let state = host.join("var/lib/strict-groups/install/configured.sha256");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !state.exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = std::fs::read_to_string(
+        node.containerd
+            .dir
+            .path()
+            .join("pods/installer/install.log"),
+    )
+    .unwrap_or_default();
+    assert!(
+        installed.exists() && state.exists(),
+        "the installer did not finish:\n{log}"
+    );
+    let config = std::fs::read_to_string(host.join("etc/containerd/config.toml")).unwrap();
+    // Every line of the original is still there, in order.
+    let mut rest = config.as_str();
+    for line in original.lines() {
+        let at = rest
+            .find(line)
+            .unwrap_or_else(|| panic!("{line:?} lost or reordered:\n{config}"));
+        rest = &rest[at + line.len()..];
+    }
+    assert!(
+        config.contains("BinaryName = \"/usr/local/bin/strict-groups\""),
+        "{config}"
+    );
+    let version = Command::new(&installed).arg("version").output().unwrap();
+    assert_eq!(
+        stdout(&version),
+        format!("strict-groups {}", env!("CARGO_PKG_VERSION"))
+    );
+    node.remove_pod(&pod);
+}
