@@ -203,7 +203,7 @@ impl CriNode {
             .arg("--address")
             .arg(self.containerd.socket())
             .args(["--namespace", "k8s.io", "images", "import"])
-            .arg(&archive)
+            .arg(archive)
             .output()
             .expect("running ctr");
         assert!(
