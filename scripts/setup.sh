@@ -1,29 +1,41 @@
 #!/usr/bin/env bash
-# Installs what building and testing strict-groups needs on Debian 12:
-# the runtimes it wraps (runc, crun), containerd for the end-to-end tests,
-# busybox-static for the test images, protoc for containerd's API, Go for the
-# OCI conformance suite, and GNU time for the benchmark. Run as root.
+# Installs what building, packaging and testing strict-groups needs on
+# Debian 12, as root:
+# - the runtimes it wraps (runc, crun), containerd for the end-to-end tests,
+#   busybox-static for the test images, protoc for containerd's API, Go for
+#   the OCI conformance suite, GNU time for the benchmark, rpm/cpio to check
+#   the .rpm;
+# - the aarch64 cross toolchain: Debian's Rust (rustc-web, cargo-web) with
+#   the arm64 standard library, gcc-aarch64-linux-gnu, qemu-user-static;
+# - cargo-deb and cargo-generate-rpm.
 set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
 
-packages=(runc crun containerd busybox-static protobuf-compiler golang-go jq time ca-certificates)
+have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  dpkg --add-architecture arm64
+fi
+packages=(runc crun containerd busybox-static protobuf-compiler golang-go jq time rpm cpio
+  ca-certificates rustc-web cargo-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu
+  libc6-dev-arm64-cross qemu-user-static)
 missing=()
-for p in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
+for p in "${packages[@]}"; do have "$p" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# Rust 1.85 or newer (edition 2024). Debian 12's own cargo is older.
-if ! command -v cargo >/dev/null 2>&1; then
-  [ -x "$HOME/.cargo/bin/cargo" ] && export PATH="$HOME/.cargo/bin:$PATH"
-fi
-if ! command -v cargo >/dev/null 2>&1; then
-  echo "setup: cargo not found; install Rust 1.85+ with rustup (https://rustup.rs)" >&2
+# Rust 1.85 or newer (edition 2024) from rustup for the native build;
+# Debian 12's default cargo is older.
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! command -v cargo >/dev/null 2>&1 || [ "$(command -v cargo)" = /usr/bin/cargo ]; then
+  echo "setup: rustup's cargo not found; install Rust 1.85+ with rustup (https://rustup.rs)" >&2
   exit 1
 fi
 cargo --version
+for tool in cargo-deb cargo-generate-rpm; do
+  command -v "$tool" >/dev/null || cargo install --locked --quiet "$tool"
+done
 echo "setup: done"

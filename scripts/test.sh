@@ -10,13 +10,20 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-echo "== cargo test (unit, property, integration over runc/crun/containerd)"
+# The static binary that ships: the packaging and DaemonSet tests use it.
+STRICT_GROUPS_STATIC_BIN=$PWD/$(scripts/build-release.sh)
+export STRICT_GROUPS_STATIC_BIN
+
+echo "== cargo test (unit, property, integration over runc/crun/containerd, e2e through CRI, packaging)"
 cargo test --locked -- --test-threads=4
+
+echo "== aarch64: static cross build, unit and property tests under qemu-user"
+scripts/cross-arm64.sh
 
 # OCI runtime conformance (runtime-tools validation suite from ../shared):
 # strict-groups over runc must pass exactly what bare runc passes, and over
 # crun what bare crun passes, with the static release binary that ships.
-bin=$PWD/$(scripts/build-release.sh)
+bin=$STRICT_GROUPS_STATIC_BIN
 for runtime in runc crun; do
   echo "== OCI runtime-tools conformance: $runtime vs strict-groups over $runtime"
   scripts/conformance.sh "$runtime" "$bin"

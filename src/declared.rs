@@ -70,7 +70,7 @@ pub fn for_create(
             Ok(None) => "containerd holds no CRI record for this container".to_string(),
             Err(e) => format!("{e:#}"),
         },
-        None => "not run by containerd".to_string(),
+        None => "no containerd endpoint (not run by containerd's shim)".to_string(),
     };
     let image = image_groups(bundle, config)?;
     Ok(Declared {

@@ -232,7 +232,11 @@ fn runtime_check(root: &Path, runtime: &str) -> Check {
             format!("{runtime:?} resolves to {}, which is strict-groups itself", p.display()),
             Some("set runtime in the node config to the real runtime, e.g. \"/usr/bin/runc\"".into()),
         ),
-        Some(p) => check("real runtime", Status::Ok, p.display().to_string(), None),
+        Some(p) => {
+            // The path on the node, also when checking under --root.
+            let shown = Path::new("/").join(p.strip_prefix(root).unwrap_or(&p));
+            check("real runtime", Status::Ok, shown.display().to_string(), None)
+        }
     }
 }
 

@@ -81,6 +81,7 @@ fn explain(args: &Args) -> Result<Value> {
         }
         None => {
             let bundle = PathBuf::from(&args.target);
+            let bundle = bundle.canonicalize().unwrap_or(bundle);
             let id = args.id.clone().unwrap_or_else(|| {
                 bundle
                     .canonicalize()

@@ -54,11 +54,19 @@ fn is_executable(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
+/// Is `p` this very binary? Compared by device and inode with
+/// `/proc/self/exe` and with the path it names (under qemu-user the former
+/// is the emulator, the latter the program).
 fn is_self(p: &Path) -> bool {
-    let (Ok(me), Ok(other)) = (std::fs::metadata("/proc/self/exe"), std::fs::metadata(p)) else {
+    let Ok(other) = std::fs::metadata(p) else {
         return false;
     };
-    me.dev() == other.dev() && me.ino() == other.ino()
+    let named = std::fs::read_link("/proc/self/exe").ok();
+    [Some(PathBuf::from("/proc/self/exe")), named]
+        .into_iter()
+        .flatten()
+        .filter_map(|me| std::fs::metadata(me).ok())
+        .any(|me| me.dev() == other.dev() && me.ino() == other.ino())
 }
 
 /// Replaces this process with `runtime`, passing `args` (argv without

@@ -147,3 +147,70 @@ fn daemonset_image_installs_onto_the_node_root() {
     );
     node.remove_pod(&pod);
 }
+
+/// `packaging/build.sh` on this machine's architecture: the .deb installs a
+/// working binary with `dpkg -i` and goes away with `dpkg --purge`; the .rpm
+/// holds the same files and its binary runs.
+#[test]
+fn deb_and_rpm_install_a_working_binary() {
+    require_root();
+    let arch = std::env::consts::ARCH;
+    let out = Command::new(top().join("packaging/build.sh"))
+        .arg(arch)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let version = env!("CARGO_PKG_VERSION");
+    let dist = top().join("dist");
+    let deb_arch = if arch == "x86_64" { "amd64" } else { "arm64" };
+    let deb = dist.join(format!("strict-groups_{version}-1_{deb_arch}.deb"));
+    let rpm = dist.join(format!("strict-groups-{version}-1.{arch}.rpm"));
+
+    let dpkg = |args: &[&str]| Command::new("dpkg").args(args).output().unwrap();
+    let out = dpkg(&["-i", deb.to_str().unwrap()]);
+    assert!(out.status.success(), "dpkg -i: {out:?}");
+    let v = Command::new("/usr/bin/strict-groups")
+        .arg("version")
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&v), format!("strict-groups {version}"));
+    let config = std::fs::read_to_string("/etc/strict-groups/config.toml").unwrap();
+    assert!(strict_groups::config::NodeConfig::parse(&config).is_ok());
+    assert!(Path::new("/usr/share/doc/strict-groups/runtimeclass/runtimeclass.yaml").exists());
+    let out = dpkg(&["--purge", "strict-groups"]);
+    assert!(out.status.success(), "dpkg --purge: {out:?}");
+    assert!(!Path::new("/usr/bin/strict-groups").exists());
+    assert!(!Path::new("/etc/strict-groups/config.toml").exists());
+
+    // The .rpm: its file list, and its binary extracted and run.
+    let list = Command::new("rpm")
+        .args(["-qpl"])
+        .arg(&rpm)
+        .output()
+        .unwrap();
+    assert!(list.status.success(), "{list:?}");
+    let files = stdout(&list);
+    for f in ["/usr/bin/strict-groups", "/etc/strict-groups/config.toml"] {
+        assert!(
+            files.lines().any(|l| l == f),
+            "{f} not in the rpm:\n{files}"
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let extract = Command::new("sh")
+        .arg("-c")
+        .arg(format!("rpm2cpio '{}' | cpio -idm --quiet", rpm.display()))
+        .current_dir(dir.path())
+        .status()
+        .unwrap();
+    assert!(extract.success());
+    let v = Command::new(dir.path().join("usr/bin/strict-groups"))
+        .arg("version")
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&v), format!("strict-groups {version}"));
+}
