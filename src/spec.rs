@@ -133,6 +133,10 @@ pub fn rewrite_additional_gids(bytes: &[u8], user: &User, kept: &[u32]) -> Vec<u
         .filter(|(_, gid)| kept.contains(gid))
         .map(|(element, _)| *element)
         .collect();
+    if kept_elements.len() == span.elements.len() {
+        // Nothing removed: the document, byte for byte.
+        return bytes.to_vec();
+    }
     if let (Some(first), Some(last)) = (span.elements.first(), span.elements.last()) {
         if !kept_elements.is_empty() {
             // Keep the array's own layout: what stood before the first element,
@@ -302,6 +306,20 @@ mod tests {
             c.annotation("io.kubernetes.cri.container-type"),
             Some("container")
         );
+    }
+
+    /// Found by fuzzing: a rewrite that removes nothing returns the very
+    /// bytes, whatever the array's whitespace and separators.
+    #[test]
+    fn rewrite_removing_nothing_is_the_identity() {
+        for doc in [
+            "{\"process\":{\"user\":{\"uid\":1,\"gid\":1,\"additionalGids\":[\n\t\t]}}}",
+            "{\"process\":{\"user\":{\"uid\":1,\"gid\":1,\"additionalGids\":[ 1, 2,3 ,4 ]}}}",
+        ] {
+            let c = parse_config(doc.as_bytes()).unwrap();
+            let out = rewrite_additional_gids(doc.as_bytes(), &c.user, &c.user.additional_gids);
+            assert_eq!(out, doc.as_bytes());
+        }
     }
 
     #[test]
