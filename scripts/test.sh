@@ -14,8 +14,15 @@ fi
 STRICT_GROUPS_STATIC_BIN=$PWD/$(scripts/build-release.sh)
 export STRICT_GROUPS_STATIC_BIN
 
-echo "== cargo test (unit, property, integration over runc/crun/containerd, e2e through CRI, packaging)"
-cargo test --locked -- --test-threads=4
+echo "== cargo test (unit, property, integration over runc/crun/containerd, install, packaging)"
+cargo test --locked -- --test-threads=4 \
+  --skip pods_get_native_strict_groups_through_containerd --skip hostile_images_over_real_runc
+
+# These two print a line per scenario: shown, not captured.
+echo "== end to end through containerd's CRI API: a line per scenario, handler and process"
+cargo test --locked --test cri_e2e -- --nocapture
+echo "== hostile images over real runc: a line per case"
+cargo test --locked --test hostile hostile_images_over_real_runc -- --nocapture
 
 echo "== aarch64: static cross build, unit and property tests under qemu-user"
 scripts/cross-arm64.sh
