@@ -2,7 +2,6 @@
 //! with a fix. `--root` runs the file checks against a scratch root (tests,
 //! images of a node's disk); the kernel check is always this kernel's.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -10,6 +9,7 @@ use serde_json::json;
 
 use crate::config::NodeConfig;
 use crate::rootfs;
+use crate::runtime::{self, is_executable};
 
 /// Where the checks look, relative to `--root`.
 const CONTAINERD_CONFIGS: &[&str] = &[
@@ -189,18 +189,11 @@ fn node_config(root: &Path, path: &Path, out: &mut Vec<Check>) -> Option<NodeCon
     }
 }
 
-fn is_executable(p: &Path) -> bool {
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-/// A strict-groups binary: this very file, or one whose own `version`
-/// command says so (a copy elsewhere).
+/// A strict-groups binary: this very file, or a copy elsewhere, known by the
+/// policy annotation's name in its bytes (read, never run: the path comes
+/// from a config that may be wrong).
 fn is_strict_groups(p: &Path) -> bool {
-    let same = |a: &Path, b: &Path| match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    };
-    if same(p, Path::new("/proc/self/exe")) {
+    if runtime::is_self(p) {
         return true;
     }
     let Ok(bytes) = std::fs::read(p) else {

@@ -63,7 +63,7 @@ pub fn choose(config: &Config, node: &NodeConfig) -> Result<PolicyChoice> {
 }
 
 /// Nothing can be removed from A when it holds only the primary gid.
-fn only_primary(user: &User) -> bool {
+pub fn only_primary(user: &User) -> bool {
     user.additional_gids.iter().all(|&g| g == user.gid)
 }
 

@@ -48,7 +48,8 @@ pub fn resolve(runtime: &str) -> Result<PathBuf> {
     Ok(path)
 }
 
-fn is_executable(p: &Path) -> bool {
+/// A regular file with an execute bit.
+pub fn is_executable(p: &Path) -> bool {
     std::fs::metadata(p)
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         .unwrap_or(false)
@@ -57,7 +58,7 @@ fn is_executable(p: &Path) -> bool {
 /// Is `p` this very binary? Compared by device and inode with
 /// `/proc/self/exe` and with the path it names (under qemu-user the former
 /// is the emulator, the latter the program).
-fn is_self(p: &Path) -> bool {
+pub fn is_self(p: &Path) -> bool {
     let Ok(other) = std::fs::metadata(p) else {
         return false;
     };

@@ -116,7 +116,7 @@ fn exec(inv: &Invocation, node: &NodeConfig, runtime: &Path) -> Result<()> {
     };
     let trivial = process
         .as_ref()
-        .is_none_or(|(_, _, user)| user.additional_gids.iter().all(|&g| g == user.gid));
+        .is_none_or(|(_, _, user)| plan::only_primary(user));
     if trivial && inv.additional_gids.is_empty() {
         return Ok(());
     }
