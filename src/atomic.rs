@@ -29,6 +29,7 @@ pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
 /// Replaces `path` with `contents`, atomically.
 pub fn replace(path: &Path, contents: &[u8]) -> Result<()> {
     let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
+    remove_stale_temps(path);
     let tmp = temp_path(path);
     let result = write_then_rename(path, &tmp, contents, &meta);
     if result.is_err() {
@@ -37,9 +38,43 @@ pub fn replace(path: &Path, contents: &[u8]) -> Result<()> {
     result.with_context(|| format!("rewriting {}", path.display()))
 }
 
-fn temp_path(path: &Path) -> PathBuf {
+fn temp_prefix(path: &Path) -> String {
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    path.with_file_name(format!(".{name}.strict-groups.{}.tmp", std::process::id()))
+    format!(".{name}.strict-groups.")
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    path.with_file_name(format!("{}{}.tmp", temp_prefix(path), std::process::id()))
+}
+
+/// Removes the temp files that killed wrappers left beside `path` (their
+/// process is gone, or its id is ours again). Best effort.
+fn remove_stale_temps(path: &Path) {
+    let prefix = temp_prefix(path);
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix.as_str()))
+            .and_then(|n| n.strip_suffix(".tmp"))
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let gone = pid == std::process::id() as i32
+            || nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
+                == Err(nix::errno::Errno::ESRCH);
+        if gone {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 fn write_then_rename(
@@ -96,6 +131,22 @@ fn fault_point(_step: &str) {}
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn temp_files_of_dead_wrappers_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config.json");
+        std::fs::write(&p, "old").unwrap();
+        // PID 0x7fffffff cannot exist; PID 1 is alive and keeps its file.
+        let dead = dir.path().join(".config.json.strict-groups.2147483647.tmp");
+        let alive = dir.path().join(".config.json.strict-groups.1.tmp");
+        std::fs::write(&dead, "torn").unwrap();
+        std::fs::write(&alive, "busy").unwrap();
+        replace(&p, b"new").unwrap();
+        assert!(!dead.exists());
+        assert!(alive.exists());
+        assert_eq!(std::fs::read(&p).unwrap(), b"new");
+    }
 
     #[test]
     fn replaces_keeping_mode_and_leaves_no_temp_file() {

@@ -479,6 +479,20 @@ fn a_crash_at_any_step_leaves_the_old_or_the_new_file() {
             .output()
             .unwrap();
         assert!(!state.status.success(), "{step}");
+
+        // The next create succeeds and clears what the killed one left.
+        let cmd = wrapper(&NodeConfig::runtime("runc"), &create_args(&b));
+        assert!(
+            status_detached(cmd).success(),
+            "{step}: {:?}",
+            b.log_lines()
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(b.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(".strict-groups."))
+            .collect();
+        assert!(leftovers.is_empty(), "{step}: {leftovers:?}");
     }
 }
 
