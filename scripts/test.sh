@@ -24,8 +24,14 @@ cargo test --locked --test cri_e2e -- --nocapture
 echo "== hostile images over real runc: a line per case"
 cargo test --locked --test hostile hostile_images_over_real_runc -- --nocapture
 
-echo "== aarch64: static cross build, unit and property tests under qemu-user"
+echo "== aarch64: static cross build, unit and property tests under qemu-user, packages"
 scripts/cross-arm64.sh
+packaging/build.sh aarch64
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+deb_root=$(mktemp -d)
+dpkg-deb -x "dist/strict-groups_${version}-1_arm64.deb" "$deb_root"
+qemu-aarch64-static "$deb_root/usr/bin/strict-groups" version
+rm -rf "$deb_root"
 
 # OCI runtime conformance (runtime-tools validation suite from ../shared):
 # strict-groups over runc must pass exactly what bare runc passes, and over

@@ -25,7 +25,7 @@ if [ -z "$busybox" ]; then
   if [ "$deb_arch" = "$(dpkg --print-architecture)" ]; then
     busybox=/bin/busybox
   else
-    (cd "$work" && apt-get download -q "busybox-static:$deb_arch" >/dev/null && dpkg-deb -x busybox-static_*.deb bb)
+    (cd "$work" && apt-get download -q -o APT::Sandbox::User=root "busybox-static:$deb_arch" >/dev/null && dpkg-deb -x busybox-static_*.deb bb)
     busybox=$work/bb/bin/busybox
   fi
 fi
