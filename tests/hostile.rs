@@ -31,14 +31,7 @@ fn host_group_file() -> tempfile::NamedTempFile {
 
 /// Runs the container with a deadline: a hang is a failure, not a stuck test.
 fn run_with_deadline(config: &NodeConfig, b: &Bundle, deadline: Duration) -> Output {
-    let mut args = b.globals();
-    args.extend([
-        "run".into(),
-        "--bundle".into(),
-        b.path().display().to_string(),
-        b.id.clone(),
-    ]);
-    let mut cmd = wrapper(config, &args);
+    let mut cmd = wrapper(config, &run_args(b));
     let out_file = tempfile::NamedTempFile::new().unwrap();
     let err_file = tempfile::NamedTempFile::new().unwrap();
     cmd.stdout(out_file.reopen().unwrap())

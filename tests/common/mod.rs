@@ -250,8 +250,8 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).trim().to_string()
 }
 
-/// `run --bundle B ID` through the wrapper (foreground): what the container printed.
-pub fn run_container(config: &NodeConfig, b: &Bundle) -> Output {
+/// Arguments of `run --bundle B ID`, with the shim's global flags.
+pub fn run_args(b: &Bundle) -> Vec<String> {
     let mut args = b.globals();
     args.extend([
         "run".into(),
@@ -259,7 +259,12 @@ pub fn run_container(config: &NodeConfig, b: &Bundle) -> Output {
         b.path().display().to_string(),
         b.id.clone(),
     ]);
-    output(wrapper(config, &args))
+    args
+}
+
+/// `run --bundle B ID` through the wrapper (foreground): what the container printed.
+pub fn run_container(config: &NodeConfig, b: &Bundle) -> Output {
+    output(wrapper(config, &run_args(b)))
 }
 
 /// True when crun failed the way crun 1.8.1 does on a hybrid cgroup layout
