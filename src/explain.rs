@@ -68,10 +68,7 @@ pub fn run(args: &Args) -> i32 {
 }
 
 fn explain(args: &Args) -> Result<Value> {
-    let node_path = args
-        .config
-        .clone()
-        .unwrap_or_else(crate::commands::default_config_path);
+    let node_path = args.config.clone().unwrap_or_else(NodeConfig::path);
     let node = NodeConfig::load_from(&node_path)?;
     let (bundle, id) = match &args.root {
         Some(root) => {
@@ -97,7 +94,7 @@ fn explain(args: &Args) -> Result<Value> {
     let config =
         spec::parse_config(&bytes).with_context(|| format!("parsing {}", path.display()))?;
     let endpoint = endpoint(args, &bundle);
-    let plan = plan::for_create(&id, &bundle, &config, &node, endpoint.as_ref())?;
+    let plan = plan::for_create(&id, &bundle, &config, &node, || endpoint.clone())?;
     let mut report = serde_json::Map::new();
     report.insert("bundle".into(), json!(bundle));
     report.insert("uid".into(), json!(config.user.uid));

@@ -68,13 +68,15 @@ pub fn only_primary(user: &User) -> bool {
 }
 
 /// Decides for container `id` of `bundle` whose spec is `config`, with D
-/// from the containerd at `endpoint` or else from the rootfs.
+/// from the containerd that `endpoint` finds or else from the rootfs.
+/// `endpoint` is called only when D is needed: sandboxes, Merge and specs
+/// with nothing to remove cost no look-up.
 pub fn for_create(
     id: &str,
     bundle: &Path,
     config: &Config,
     node: &NodeConfig,
-    endpoint: Option<&Endpoint>,
+    endpoint: impl FnOnce() -> Option<Endpoint>,
 ) -> Result<Plan> {
     let user = &config.user;
     let keep_all = |choice, skip: Skip| Plan {
@@ -99,7 +101,7 @@ pub fn for_create(
     if only_primary(user) {
         return Ok(keep_all(Some(choice), Skip::OnlyPrimary));
     }
-    let declared = declared::for_create(id, endpoint, bundle, config)?;
+    let declared = declared::for_create(id, endpoint().as_ref(), bundle, config)?;
     Ok(Plan {
         choice: Some(choice),
         skip: None,

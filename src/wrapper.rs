@@ -72,14 +72,9 @@ fn load_config(path: &Path) -> Result<(Vec<u8>, Config)> {
 fn create(inv: &Invocation, node: &NodeConfig) -> Result<()> {
     let path = inv.spec_path();
     let (bytes, config) = load_config(&path)?;
-    let endpoint = containerd::endpoint_of_caller(inv.root.as_deref());
-    let plan = plan::for_create(
-        inv.container(),
-        &inv.bundle_dir(),
-        &config,
-        node,
-        endpoint.as_ref(),
-    )?;
+    let plan = plan::for_create(inv.container(), &inv.bundle_dir(), &config, node, || {
+        containerd::endpoint_of_caller(inv.root.as_deref())
+    })?;
     if plan.skip == Some(Skip::Sandbox) {
         return Ok(());
     }
@@ -134,10 +129,11 @@ fn exec(inv: &Invocation, node: &NodeConfig, runtime: &Path) -> Result<()> {
     let main_kept = match node.mode {
         Mode::Enforce => config.user.additional_gids.clone(),
         Mode::Audit => {
-            let endpoint = containerd::endpoint_of_caller(inv.root.as_deref());
-            plan::for_create(inv.container(), &bundle, &config, node, endpoint.as_ref())?
-                .decision
-                .kept
+            plan::for_create(inv.container(), &bundle, &config, node, || {
+                containerd::endpoint_of_caller(inv.root.as_deref())
+            })?
+            .decision
+            .kept
         }
     };
     let mut main_gids: std::collections::BTreeSet<u32> = main_kept.into_iter().collect();
