@@ -5,7 +5,6 @@
 //! and every runtime command reach the real runtime unchanged.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
@@ -71,11 +70,4 @@ pub fn run_if_own(args: &[OsString]) -> Option<i32> {
             0
         }
     })
-}
-
-/// The node config path the wrapper reads (for `--config` defaults).
-pub fn default_config_path() -> PathBuf {
-    std::env::var_os(crate::config::PATH_ENV)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(crate::config::DEFAULT_PATH))
 }

@@ -77,10 +77,14 @@ impl NodeConfig {
 
     /// Loads the node config from `$STRICT_GROUPS_CONFIG` or [`DEFAULT_PATH`].
     pub fn load() -> Result<NodeConfig> {
-        let path = std::env::var_os(PATH_ENV)
+        Self::load_from(&Self::path())
+    }
+
+    /// Where the node config is read from: `$STRICT_GROUPS_CONFIG` or [`DEFAULT_PATH`].
+    pub fn path() -> PathBuf {
+        std::env::var_os(PATH_ENV)
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH));
-        Self::load_from(&path)
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH))
     }
 
     pub fn load_from(path: &Path) -> Result<NodeConfig> {

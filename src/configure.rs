@@ -141,13 +141,7 @@ fn read_or_empty(path: &Path) -> Result<Option<String>> {
                 format!("{} is not UTF-8", path.display())
             })?))
         }
-        Err(e)
-            if e.downcast_ref::<std::io::Error>()
-                .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
-                || !path.exists() =>
-        {
-            Ok(None)
-        }
+        Err(_) if !path.exists() => Ok(None),
         Err(e) => Err(e),
     }
 }

@@ -113,10 +113,7 @@ fn under(root: &Path, path: &Path) -> PathBuf {
 
 fn checks(args: &Args) -> Vec<Check> {
     let mut out = Vec::new();
-    let config_path = args
-        .config
-        .clone()
-        .unwrap_or_else(crate::commands::default_config_path);
+    let config_path = args.config.clone().unwrap_or_else(NodeConfig::path);
     let node = node_config(&args.root, &config_path, &mut out);
     if let Some(node) = &node {
         out.push(runtime_check(&args.root, &node.runtime));
