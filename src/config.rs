@@ -8,9 +8,13 @@
 //! decision_log = "/var/log/strict-groups/decisions.log"  # optional JSON-lines file
 //! decision_log_max_bytes = 10485760  # rotated to <file>.1 beyond this size
 //! ```
-//! A missing file means these defaults. A file that does not parse, or that
-//! holds a key this version does not know (a misspelt setting must not be
-//! silently ignored in a security control), is an error.
+//! A missing file means these defaults. A file that does not parse or holds
+//! a bad value is an error for create and exec (fail closed). A key this
+//! version does not know is a warning, not an error: a node config rolled out
+//! before the binary that knows it must not stop a node. Commands the wrapper
+//! does not act on reach the real runtime whatever the file holds
+//! ([`passthrough_runtime`]): a broken node config never keeps a pod from
+//! being stopped or cleaned up.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -44,7 +48,7 @@ impl std::fmt::Display for Mode {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct NodeConfig {
     pub runtime: String,
     pub default_policy: Policy,
@@ -69,14 +73,52 @@ impl Default for NodeConfig {
     }
 }
 
+/// The keys this version knows.
+const KEYS: &[&str] = &[
+    "runtime",
+    "default_policy",
+    "allow_merge_annotation",
+    "mode",
+    "decision_log",
+    "decision_log_max_bytes",
+];
+
+/// A node config and what was wrong with it that did not stop it loading.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    pub config: NodeConfig,
+    /// Unknown keys, each a sentence.
+    pub warnings: Vec<String>,
+}
+
 impl NodeConfig {
-    /// Parses the text of a config file.
-    pub fn parse(text: &str) -> std::result::Result<NodeConfig, toml::de::Error> {
-        toml::from_str(text)
+    /// Parses the text of a config file: the config and a warning per
+    /// unknown key (which is then ignored).
+    pub fn parse(text: &str) -> std::result::Result<Loaded, toml::de::Error> {
+        let mut table: toml::Table = toml::from_str(text)?;
+        let unknown: Vec<String> = table
+            .keys()
+            .filter(|k| !KEYS.contains(&k.as_str()))
+            .cloned()
+            .collect();
+        for key in &unknown {
+            table.remove(key);
+        }
+        let config = NodeConfig::deserialize(table)?;
+        let warnings = unknown
+            .into_iter()
+            .map(|k| {
+                format!(
+                    "unknown key {k:?} ignored (known: {}); a newer strict-groups may know it",
+                    KEYS.join(", ")
+                )
+            })
+            .collect();
+        Ok(Loaded { config, warnings })
     }
 
     /// Loads the node config from `$STRICT_GROUPS_CONFIG` or [`DEFAULT_PATH`].
-    pub fn load() -> Result<NodeConfig> {
+    pub fn load() -> Result<Loaded> {
         Self::load_from(&Self::path())
     }
 
@@ -87,17 +129,23 @@ impl NodeConfig {
             .unwrap_or_else(|| PathBuf::from(DEFAULT_PATH))
     }
 
-    pub fn load_from(path: &Path) -> Result<NodeConfig> {
+    pub fn load_from(path: &Path) -> Result<Loaded> {
         let text = match std::fs::read_to_string(path) {
             Ok(text) => text,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(NodeConfig::default()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(Loaded {
+                    config: NodeConfig::default(),
+                    warnings: Vec::new(),
+                });
+            }
             Err(e) => {
                 return Err(e).with_context(|| format!("reading node config {}", path.display()));
             }
         };
-        let config = Self::parse(&text)
+        let mut loaded = Self::parse(&text)
             .map_err(|e| anyhow::anyhow!("{}", e.message().trim()))
             .with_context(|| format!("node config {}", path.display()))?;
+        let config = &loaded.config;
         anyhow::ensure!(
             !config.runtime.is_empty(),
             "node config {}: runtime is empty",
@@ -110,34 +158,64 @@ impl NodeConfig {
                 path.display()
             );
         }
-        Ok(config)
+        for w in &mut loaded.warnings {
+            *w = format!("node config {}: {w}", path.display());
+        }
+        Ok(loaded)
     }
 }
+
+/// The real runtime for a command the wrapper does not act on, whatever the
+/// node config holds: its `runtime` when that resolves, else the default
+/// runtime, with the reason for the fallback.
+pub fn passthrough_runtime(path: &Path) -> (String, Option<String>) {
+    let default = NodeConfig::default().runtime;
+    match NodeConfig::load_from(path) {
+        Ok(loaded) => (loaded.config.runtime, None),
+        Err(e) => {
+            // A file with a bad value elsewhere may still name the runtime.
+            let named = std::fs::read_to_string(path)
+                .ok()
+                .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
+                .and_then(|t| t.get("runtime")?.as_str().map(str::to_string))
+                .filter(|r| !r.is_empty());
+            let runtime = named.unwrap_or(default);
+            let why = format!("{e:#}; passing the command to runtime {runtime:?}");
+            (runtime, Some(why))
+        }
+    }
+}
+
+use serde::Deserialize;
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn parse(text: &str) -> NodeConfig {
+        let loaded = NodeConfig::parse(text).unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        loaded.config
+    }
+
     #[test]
     fn shipped_example_is_the_defaults() {
         let example = include_str!("../config/config.toml");
-        assert_eq!(NodeConfig::parse(example).unwrap(), NodeConfig::default());
+        assert_eq!(parse(example), NodeConfig::default());
     }
 
     #[test]
     fn defaults_and_overrides() {
-        assert_eq!(NodeConfig::parse("").unwrap(), NodeConfig::default());
-        let c = NodeConfig::parse(
+        assert_eq!(parse(""), NodeConfig::default());
+        let c = parse(
             "# comment\nruntime = \"/usr/bin/crun\"\ndefault_policy = \"Merge\"\nallow_merge_annotation = true\n",
-        )
-        .unwrap();
+        );
         assert_eq!(c.runtime, "/usr/bin/crun");
         assert_eq!(c.default_policy, Policy::Merge);
         assert!(c.allow_merge_annotation);
-        let c = NodeConfig::parse(
+        let c = parse(
             "mode = \"audit\"\ndecision_log = \"/var/log/sg.log\"\ndecision_log_max_bytes = 1000\n",
-        )
-        .unwrap();
+        );
         assert_eq!(c.mode, Mode::Audit);
         assert_eq!(
             c.decision_log.as_deref(),
@@ -152,7 +230,6 @@ mod tests {
             "runtime = ",
             "default_policy = \"strict\"",
             "allow_merge_annotation = \"yes\"",
-            "allow-merge-annotation = true",
             "runtime = 5",
             "[runtime]",
             "mode = \"Audit\"",
@@ -163,10 +240,24 @@ mod tests {
     }
 
     #[test]
+    fn unknown_keys_are_warnings() {
+        let loaded = NodeConfig::parse(
+            "allow-merge-annotation = true\nfuture = { a = 1 }\nmode = \"audit\"\n",
+        )
+        .unwrap();
+        assert_eq!(loaded.config.mode, Mode::Audit);
+        assert!(!loaded.config.allow_merge_annotation);
+        assert_eq!(loaded.warnings.len(), 2, "{:?}", loaded.warnings);
+        assert!(loaded.warnings[0].contains("\"allow-merge-annotation\""));
+    }
+
+    #[test]
     fn missing_file_is_defaults_and_empty_runtime_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         assert_eq!(
-            NodeConfig::load_from(&dir.path().join("none.toml")).unwrap(),
+            NodeConfig::load_from(&dir.path().join("none.toml"))
+                .unwrap()
+                .config,
             NodeConfig::default()
         );
         let p = dir.path().join("c.toml");
@@ -175,5 +266,33 @@ mod tests {
         std::fs::write(&p, "default_policy = \"Sometimes\"").unwrap();
         let err = format!("{:#}", NodeConfig::load_from(&p).unwrap_err());
         assert!(err.contains("c.toml"), "{err}");
+    }
+
+    #[test]
+    fn passthrough_finds_a_runtime_in_any_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("c.toml");
+        let cases = [
+            ("runtime = \"/usr/bin/crun\"\n", "/usr/bin/crun", false),
+            (
+                "runtime = \"/usr/bin/crun\"\nmode = \"warn\"\n",
+                "/usr/bin/crun",
+                true,
+            ),
+            ("runtime = \"crun\"\nnewer = 1\n", "crun", false),
+            ("this is not toml", "runc", true),
+            ("runtime = \"\"", "runc", true),
+            ("runtime = 7", "runc", true),
+        ];
+        for (text, runtime, fell_back) in cases {
+            std::fs::write(&p, text).unwrap();
+            let (got, why) = passthrough_runtime(&p);
+            assert_eq!(got, runtime, "{text:?}");
+            assert_eq!(why.is_some(), fell_back, "{text:?}: {why:?}");
+        }
+        assert_eq!(
+            passthrough_runtime(&dir.path().join("absent.toml")),
+            ("runc".to_string(), None)
+        );
     }
 }

@@ -15,15 +15,14 @@ use clap::{Args as ClapArgs, Subcommand};
 use toml_edit::{Array, DocumentMut, Item, Table, value};
 
 use crate::atomic;
-use crate::policy::POLICY_ANNOTATION;
-
-/// The default runtime handler name (RuntimeClass `handler`).
-pub const HANDLER: &str = "strict-groups";
-/// What `pod_annotations` must pass for the policy annotation to arrive.
-pub const ANNOTATION_PATTERN: &str = "strict-groups.io/*";
-const RUNC_V2: &str = "io.containerd.runc.v2";
+use crate::runtime_entry::{self, BUILTIN_RUNTIME, RUNC_V2};
+pub use crate::runtime_entry::{ANNOTATION_PATTERN, HANDLER};
 /// The most `configure` reads of a config file.
 const CONFIG_CAP: u64 = 16 << 20;
+/// Marks the runc entry that `configure` writes out (and `--remove` takes
+/// away again).
+const BUILTIN_MARK: &str = "containerd's built-in runc entry, written out by `strict-groups configure`: \
+containerd drops it once the config has a runtimes table";
 /// Marks the block `configure` manages in a k3s/RKE2 template that is not
 /// plain TOML (it holds Go template actions).
 const BEGIN: &str = "# BEGIN strict-groups runtime (managed by `strict-groups configure`)";
@@ -110,7 +109,18 @@ fn configure(args: &Args) -> Result<()> {
                 add_containerd_entry(&old, &common.binary()?, &common.handler, is_template)
             }
             .with_context(|| format!("editing {}", config.display()))?;
-            apply(config, old.as_deref(), new.as_deref(), common)
+            apply(config, old.as_deref(), new.as_deref(), common)?;
+            if let Some(real) = old.as_deref().and_then(default_binary_name) {
+                if !common.remove {
+                    println!(
+                        "{}: the default runtime runs {real:?}: set runtime = {real:?} in {} \
+                         so that strict-groups runs it too",
+                        config.display(),
+                        crate::config::DEFAULT_PATH
+                    );
+                }
+            }
+            Ok(())
         }
         Target::Crio {
             dropin_dir,
@@ -163,9 +173,7 @@ fn apply(path: &Path, old: Option<&str>, new: Option<&str>, common: &Common) -> 
         return Ok(());
     }
     if let Some(old) = old.filter(|_| !common.no_backup) {
-        let backup = backup_path(path);
-        std::fs::write(&backup, old)
-            .with_context(|| format!("writing the backup {}", backup.display()))?;
+        let backup = write_backup(path, old.as_bytes())?;
         println!("{}: backup in {}", path.display(), backup.display());
     }
     match new {
@@ -188,31 +196,80 @@ fn apply(path: &Path, old: Option<&str>, new: Option<&str>, common: &Common) -> 
     Ok(())
 }
 
-/// `<file>.<UTC time>.strict-groups.bak`, beside the file.
-fn backup_path(path: &Path) -> PathBuf {
+/// Writes `contents` (the file's text before the change) to a new backup
+/// `<file>.<UTC time>[-N].strict-groups.bak` beside it: with the original's
+/// mode and owner (a config holding a registry password stays private),
+/// complete or absent (written to a temp file, fsynced, then linked into a
+/// name that does not exist yet: two runs in the same second never share one).
+fn write_backup(path: &Path, contents: &[u8]) -> Result<PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
     let stamp: String = crate::log::rfc3339_now()
         .chars()
         .filter(|c| c.is_ascii_digit())
         .take(14)
         .collect();
-    let mut s = path.as_os_str().to_owned();
-    s.push(format!(".{stamp}.strict-groups.bak"));
-    PathBuf::from(s)
+    let named = |suffix: &str| {
+        let mut s = path.as_os_str().to_owned();
+        s.push(suffix);
+        PathBuf::from(s)
+    };
+    let tmp = named(&format!(".strict-groups.bak.{}.tmp", std::process::id()));
+    let write = || -> Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        std::os::unix::fs::fchown(&f, Some(meta.uid()), Some(meta.gid()))?;
+        f.set_permissions(meta.permissions())?;
+        f.write_all(contents)?;
+        f.sync_all()?;
+        Ok(())
+    };
+    let result = write().and_then(|()| {
+        for n in 0..1000 {
+            let suffix = match n {
+                0 => format!(".{stamp}.strict-groups.bak"),
+                n => format!(".{stamp}-{n}.strict-groups.bak"),
+            };
+            let backup = named(&suffix);
+            match std::fs::hard_link(&tmp, &backup) {
+                Ok(()) => return Ok(backup),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        bail!("no free backup name beside {}", path.display())
+    });
+    let _ = std::fs::remove_file(&tmp);
+    result.with_context(|| format!("writing a backup of {}", path.display()))
 }
 
-/// The CRI plugin's name in the config's version: 2 uses the full plugin
-/// id, 1 (no `version` key) the short one. Version 3 is containerd 2.x.
+/// The CRI plugin's name in the config's version (see
+/// [`runtime_entry::cri_plugin`]); a config that disables the CRI plugin is
+/// refused: an entry there would do nothing.
 fn cri_plugin(doc: &DocumentMut, text: &str) -> Result<&'static str> {
-    match doc.get("version").and_then(Item::as_integer) {
-        Some(2) => Ok("io.containerd.grpc.v1.cri"),
-        None | Some(1) if !text.trim().is_empty() => Ok("cri"),
-        None | Some(1) => Ok("io.containerd.grpc.v1.cri"),
-        Some(3) => bail!(
-            "config version 3 is containerd 2.x, which supports supplementalGroupsPolicy: Strict \
-             natively; strict-groups is not needed there"
-        ),
-        Some(v) => bail!("unknown containerd config version {v}"),
+    let version = doc.get("version").and_then(Item::as_integer);
+    let plugin =
+        runtime_entry::cri_plugin(version, text.trim().is_empty()).map_err(|e| anyhow!(e))?;
+    let disabled: Vec<&str> = doc
+        .get("disabled_plugins")
+        .and_then(Item::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
+        .unwrap_or_default();
+    if let Some(name) = disabled
+        .iter()
+        .find(|d| runtime_entry::cri_disabled_names(plugin).contains(d))
+    {
+        bail!(
+            "the CRI plugin is disabled (disabled_plugins holds {name:?}): this containerd serves \
+             no Kubernetes pods, so a runtime entry would do nothing; enable CRI first"
+        );
     }
+    Ok(plugin)
 }
 
 /// The sub-table `key` of `table`, created (implicit: no header of its own
@@ -228,6 +285,16 @@ fn child<'a>(table: &'a mut Table, key: &str, path: &str) -> Result<&'a mut Tabl
 }
 
 /// Adds (or completes) the runtime entry; None never (the file is kept).
+///
+/// The entry is a copy of the runtime that serves the node's pods today (the
+/// CRI plugin's `default_runtime_name`, `runc` unless set): its whole table
+/// (options such as `SystemdCgroup` and `Root`, `base_runtime_spec`,
+/// `privileged_without_host_devices`, `cni_conf_dir`, ...), as `nvidia-ctk
+/// runtime configure` copies it, with `BinaryName` pointing at strict-groups
+/// and the policy annotation passed. When the config has no entry for
+/// containerd's built-in `runc`, one is written first: containerd keeps its
+/// built-in entry only while the config has no `runtimes` table, and a
+/// default runtime that names nothing fails the CRI plugin.
 pub fn add_containerd_entry(
     old: &Option<String>,
     binary: &str,
@@ -246,22 +313,35 @@ pub fn add_containerd_entry(
     let plugins = child(doc.as_table_mut(), "plugins", "")?;
     let cri = child(plugins, plugin, "plugins")?;
     let containerd = child(cri, "containerd", plugin)?;
+    let default = containerd
+        .get("default_runtime_name")
+        .and_then(Item::as_str)
+        .unwrap_or(BUILTIN_RUNTIME)
+        .to_string();
     let runtimes = child(containerd, "runtimes", "containerd")?;
-    // The runc entry's options (SystemdCgroup, Root, ...) are the node's
-    // choices: the wrapper's entry gets the same, so that runc runs alike.
-    let runc_options: Vec<(String, Item)> = runtimes
-        .get("runc")
-        .and_then(|r| r.get("options"))
-        .and_then(Item::as_table_like)
-        .map(|t| {
-            t.iter()
-                .filter(|(k, _)| *k != "BinaryName")
-                .map(|(k, v)| (k.to_string(), v.clone()))
-                .collect()
+    if default == BUILTIN_RUNTIME && !runtimes.contains_key(BUILTIN_RUNTIME) {
+        let mut runc = Table::new();
+        runc.decor_mut().set_prefix(format!("\n# {BUILTIN_MARK}\n"));
+        runc.insert("runtime_type", value(RUNC_V2));
+        runtimes.insert(BUILTIN_RUNTIME, Item::Table(runc));
+    }
+    // The serving runtime's table, if it is a runc shim; else runc's.
+    let source = [default.as_str(), BUILTIN_RUNTIME]
+        .into_iter()
+        .filter(|name| *name != handler)
+        .find_map(|name| {
+            let table = runtimes.get(name)?.as_table_like()?;
+            let runtime_type = table.get("runtime_type").and_then(Item::as_str);
+            (runtime_type.is_none_or(|t| t == RUNC_V2)).then(|| copy_of(table))
         })
         .unwrap_or_default();
     let entry = child(runtimes, handler, "runtimes")?;
     entry.set_implicit(false);
+    for (key, item) in source.iter().filter(|(k, _)| k != "options") {
+        if !entry.contains_key(key) && key != "pod_annotations" {
+            entry.insert(key, item.clone());
+        }
+    }
     if entry.get("runtime_type").and_then(Item::as_str) != Some(RUNC_V2) {
         entry.insert("runtime_type", value(RUNC_V2));
     }
@@ -270,13 +350,7 @@ pub fn add_containerd_entry(
         .and_then(|a| a.as_array_mut())
     {
         Some(list) => {
-            let covered = list.iter().any(|v| {
-                matches!(
-                    v.as_str(),
-                    Some("*" | ANNOTATION_PATTERN | POLICY_ANNOTATION)
-                )
-            });
-            if !covered {
+            if !runtime_entry::passes_policy(list.iter().filter_map(|v| v.as_str())) {
                 list.push(ANNOTATION_PATTERN);
             }
         }
@@ -288,8 +362,14 @@ pub fn add_containerd_entry(
     }
     let options = child(entry, "options", handler)?;
     options.set_implicit(false);
-    for (k, v) in runc_options {
-        if !options.contains_key(&k) {
+    let source_options = source
+        .iter()
+        .find(|(k, _)| k == "options")
+        .and_then(|(_, item)| item.as_table_like())
+        .map(copy_of)
+        .unwrap_or_default();
+    for (k, v) in source_options {
+        if !options.contains_key(&k) && k != "BinaryName" {
             options.insert(&k, v);
         }
     }
@@ -297,6 +377,34 @@ pub fn add_containerd_entry(
         options.insert("BinaryName", value(binary));
     }
     Ok(Some(doc.to_string()))
+}
+
+/// The keys and values of a table, detached from the document.
+fn copy_of(table: &dyn toml_edit::TableLike) -> Vec<(String, Item)> {
+    table
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
+}
+
+/// The real runtime that the node's default runtime entry runs: its
+/// `options.BinaryName` when it is set (nvidia-container-runtime on GPU
+/// nodes), which the node config's `runtime` must then name.
+pub fn default_binary_name(text: &str) -> Option<String> {
+    let doc: DocumentMut = text.parse().ok()?;
+    let plugin = cri_plugin(&doc, text).ok()?;
+    let containerd = doc.get("plugins")?.get(plugin)?.get("containerd")?;
+    let default = containerd
+        .get("default_runtime_name")
+        .and_then(Item::as_str)
+        .unwrap_or(BUILTIN_RUNTIME);
+    let name = containerd
+        .get("runtimes")?
+        .get(default)?
+        .get("options")?
+        .get("BinaryName")?
+        .as_str()?;
+    (!name.is_empty()).then(|| name.to_string())
 }
 
 /// Removes the runtime entry (and the template block); the rest is kept.
@@ -325,6 +433,16 @@ pub fn remove_containerd_entry(
     match runtimes {
         Some(r) if r.contains_key(handler) => {
             r.remove(handler);
+            // The built-in runc entry that `configure` wrote out goes too.
+            let ours = r
+                .get(BUILTIN_RUNTIME)
+                .and_then(Item::as_table)
+                .and_then(|t| t.decor().prefix())
+                .and_then(|p| p.as_str())
+                .is_some_and(|p| p.contains(BUILTIN_MARK));
+            if ours {
+                r.remove(BUILTIN_RUNTIME);
+            }
             Ok(Some(doc.to_string()))
         }
         _ => Ok(Some(text.clone())),

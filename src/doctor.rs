@@ -8,8 +8,10 @@ use std::process::Command;
 use serde_json::json;
 
 use crate::config::NodeConfig;
+use crate::namelookup;
 use crate::rootfs;
 use crate::runtime::{self, is_executable};
+use crate::runtime_entry::{self, HANDLER};
 
 /// Where the checks look, relative to `--root`.
 const CONTAINERD_CONFIGS: &[&str] = &[
@@ -20,7 +22,6 @@ const CONTAINERD_CONFIGS: &[&str] = &[
 ];
 const CRIO_DROPINS: &str = "etc/crio/crio.conf.d";
 const CRIO_CONFIG: &str = "etc/crio/crio.conf";
-const HANDLER: &str = "strict-groups";
 const SEARCH_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 #[derive(clap::Args)]
@@ -117,6 +118,11 @@ fn checks(args: &Args) -> Vec<Check> {
     let node = node_config(&args.root, &config_path, &mut out);
     if let Some(node) = &node {
         out.push(runtime_check(&args.root, &node.runtime));
+        if args.root == Path::new("/") {
+            if let Ok(runtime) = runtime::resolve(&node.runtime) {
+                out.push(name_lookup_check(&runtime));
+            }
+        }
     }
     let containerd = containerd_checks(&args.root, &mut out);
     let crio = crio_check(&args.root, &mut out);
@@ -149,7 +155,11 @@ fn checks(args: &Args) -> Vec<Check> {
 fn node_config(root: &Path, path: &Path, out: &mut Vec<Check>) -> Option<NodeConfig> {
     let file = under(root, path);
     match NodeConfig::load_from(&file) {
-        Ok(c) => {
+        Ok(loaded) => {
+            let c = loaded.config;
+            for w in loaded.warnings {
+                out.push(check("node config", Status::Warn, w, None));
+            }
             let origin = if file.exists() {
                 "parses"
             } else {
@@ -230,6 +240,38 @@ fn runtime_check(root: &Path, runtime: &str) -> Check {
     }
 }
 
+/// The real runtime's version, and whether it looks gids up by name in the
+/// image's /etc/group (runc before 1.3): containers whose image would rename
+/// a kept gid are then refused.
+fn name_lookup_check(runtime: &Path) -> Check {
+    let version = namelookup::version_text(runtime);
+    let first = version.lines().next().unwrap_or("").trim().to_string();
+    let shown = if first.is_empty() {
+        format!("{} did not tell its version", runtime.display())
+    } else {
+        first
+    };
+    if namelookup::looks_up_names(&version) {
+        check(
+            "runtime group look-up",
+            Status::Warn,
+            format!(
+                "{shown}: resolves additionalGids by name in the image's /etc/group, so an image \
+                 can turn a pod's gid into another group; strict-groups refuses such containers \
+                 (pods of other runtime classes on this node are exposed)"
+            ),
+            Some("use runc 1.3 or newer, or crun, as the real runtime".into()),
+        )
+    } else {
+        check(
+            "runtime group look-up",
+            Status::Ok,
+            format!("{shown}: uses additionalGids as numbers"),
+            None,
+        )
+    }
+}
+
 /// Checks every containerd config present; returns whether one was found.
 fn containerd_checks(root: &Path, out: &mut Vec<Check>) -> bool {
     let mut found = false;
@@ -270,18 +312,21 @@ fn containerd_entry(root: &Path, rel: &str, text: &str) -> Check {
             );
         }
     };
-    let version = doc.get("version").and_then(|v| v.as_integer()).unwrap_or(1);
-    if version != 2 {
-        return check(
-            name,
-            Status::Warn,
-            format!("{shown} is config version {version}"),
-            Some("strict-groups supports containerd 1.6/1.7 config version 2; containerd 2.x (version 3) has native Strict".into()),
-        );
-    }
+    let version = doc.get("version").and_then(|v| v.as_integer());
+    let plugin = match runtime_entry::cri_plugin(version, text.trim().is_empty()) {
+        Ok(p) => p,
+        Err(e) => {
+            return check(
+                name,
+                Status::Fail,
+                format!("{shown}: {e}"),
+                Some("strict-groups knows containerd config versions 1, 2 and 3".into()),
+            );
+        }
+    };
     let entry = doc
         .get("plugins")
-        .and_then(|p| p.get("io.containerd.grpc.v1.cri"))
+        .and_then(|p| p.get(plugin))
         .and_then(|c| c.get("containerd"))
         .and_then(|c| c.get("runtimes"))
         .and_then(|r| r.get(HANDLER));
@@ -307,7 +352,7 @@ fn containerd_entry(root: &Path, rel: &str, text: &str) -> Check {
         .get("runtime_type")
         .and_then(|v| v.as_str())
         .unwrap_or("");
-    if runtime_type != "io.containerd.runc.v2" {
+    if runtime_type != runtime_entry::RUNC_V2 {
         problems.push(format!("runtime_type is {runtime_type:?}"));
         fixes.push("runtime_type = \"io.containerd.runc.v2\"".to_string());
     }
@@ -316,13 +361,7 @@ fn containerd_entry(root: &Path, rel: &str, text: &str) -> Check {
         .and_then(|v| v.as_array())
         .map(|a| a.iter().filter_map(|v| v.as_str()).collect())
         .unwrap_or_default();
-    let passes = annotations.iter().any(|a| {
-        matches!(
-            *a,
-            "*" | "strict-groups.io/*" | crate::policy::POLICY_ANNOTATION
-        )
-    });
-    if !passes {
+    if !runtime_entry::passes_policy(annotations.iter().copied()) {
         problems.push(format!(
             "pod_annotations {annotations:?} does not pass {}",
             crate::policy::POLICY_ANNOTATION

@@ -32,7 +32,7 @@ fn corpus() -> Vec<(String, String)> {
                 std::fs::read_to_string(e.path()).unwrap(),
             )
         })
-        .filter(|(name, _)| name != "invalid.toml")
+        .filter(|(name, _)| name != "invalid.toml" && name != "cri-disabled.toml")
         .collect();
     let default = Command::new("containerd")
         .args(["config", "default"])
@@ -47,32 +47,61 @@ fn corpus() -> Vec<(String, String)> {
     files
 }
 
-/// The entry, parsed, whatever the CRI plugin's name.
-fn entry(doc: &toml::Table) -> Option<&toml::Value> {
+const PLUGINS: [&str; 3] = [
+    "io.containerd.grpc.v1.cri",
+    "cri",
+    "io.containerd.cri.v1.runtime",
+];
+
+/// The runtimes table, parsed, whatever the CRI plugin's name.
+fn runtimes(doc: &toml::Table) -> Option<&toml::Value> {
     let plugins = doc.get("plugins")?;
-    let cri = plugins
-        .get("io.containerd.grpc.v1.cri")
-        .or_else(|| plugins.get("cri"))?;
-    cri.get("containerd")?.get("runtimes")?.get("strict-groups")
+    let cri = PLUGINS.iter().find_map(|p| plugins.get(*p))?;
+    cri.get("containerd")?.get("runtimes")
 }
 
-/// The document without the strict-groups entry (and without what an empty
-/// file gets besides it), to compare with the original.
-fn without_entry(mut doc: toml::Table, original_empty: bool) -> toml::Table {
-    if let Some(runtimes) = doc
-        .get_mut("plugins")
-        .and_then(|p| p.get_mut("io.containerd.grpc.v1.cri"))
-        .and_then(|c| c.get_mut("containerd"))
-        .and_then(|c| c.get_mut("runtimes"))
-        .and_then(|r| r.as_table_mut())
-    {
+/// The entry, parsed, whatever the CRI plugin's name.
+fn entry(doc: &toml::Table) -> Option<&toml::Value> {
+    runtimes(doc)?.get("strict-groups")
+}
+
+/// The document without the strict-groups entry (and without the runc entry
+/// written out for a config that had none), empty tables dropped, to compare
+/// with the original, empty tables dropped.
+fn without_entry(mut doc: toml::Table, original: &toml::Table) -> toml::Table {
+    let had_runc = runtimes(original).is_some_and(|r| r.get("runc").is_some());
+    for plugin in PLUGINS {
+        let Some(runtimes) = doc
+            .get_mut("plugins")
+            .and_then(|p| p.get_mut(plugin))
+            .and_then(|c| c.get_mut("containerd"))
+            .and_then(|c| c.get_mut("runtimes"))
+            .and_then(|r| r.as_table_mut())
+        else {
+            continue;
+        };
         runtimes.remove("strict-groups");
+        if !had_runc {
+            runtimes.remove("runc");
+        }
     }
-    if original_empty {
+    if original.is_empty() {
         doc.remove("version");
-        doc.remove("plugins");
     }
-    doc
+    pruned(doc)
+}
+
+/// The table with every table that holds nothing dropped, recursively.
+fn pruned(t: toml::Table) -> toml::Table {
+    t.into_iter()
+        .filter_map(|(k, v)| match v {
+            toml::Value::Table(sub) => {
+                let sub = pruned(sub);
+                (!sub.is_empty()).then_some((k, toml::Value::Table(sub)))
+            }
+            v => Some((k, v)),
+        })
+        .collect()
 }
 
 /// Every line of `old` is in `new`, in order: the edit only inserted lines,
@@ -89,6 +118,25 @@ fn only_insertions(old: &str, new: &str) -> Result<(), String> {
     } else {
         Err(format!("lines removed or changed: {removed:?}"))
     }
+}
+
+fn backups(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().ends_with(".strict-groups.bak"))
+        .collect()
+}
+
+/// The CRI plugin's default runtime name (containerd's default: runc).
+fn doc_default(doc: &toml::Table) -> String {
+    PLUGINS
+        .iter()
+        .find_map(|p| doc.get("plugins")?.get(*p))
+        .and_then(|c| c.get("containerd")?.get("default_runtime_name")?.as_str())
+        .unwrap_or("runc")
+        .to_string()
 }
 
 #[test]
@@ -111,14 +159,9 @@ fn corpus_gets_the_entry_and_keeps_everything_else() {
         only_insertions(&original, &new).unwrap_or_else(|e| panic!("{name}: {e}\n{new}"));
 
         // A backup of the original, byte for byte.
-        let backups: Vec<PathBuf> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.to_string_lossy().ends_with(".strict-groups.bak"))
-            .collect();
-        assert_eq!(backups.len(), 1, "{name}");
-        assert_eq!(std::fs::read_to_string(&backups[0]).unwrap(), original);
+        let backups_now = backups(dir.path());
+        assert_eq!(backups_now.len(), 1, "{name}");
+        assert_eq!(std::fs::read_to_string(&backups_now[0]).unwrap(), original);
 
         if !new.contains("{{") {
             let doc: toml::Table =
@@ -141,10 +184,29 @@ fn corpus_gets_the_entry_and_keeps_everything_else() {
             let had_entry = entry(&old).is_some();
             if !had_entry {
                 assert_eq!(
-                    without_entry(doc, original.trim().is_empty()),
-                    old,
+                    without_entry(doc.clone(), &old),
+                    pruned(old.clone()),
                     "{name}: other settings changed"
                 );
+            }
+            // The runtime that serves the node's pods is there, and the
+            // entry is a copy of it.
+            let default = doc_default(&doc);
+            let served = runtimes(&doc)
+                .and_then(|r| r.get(&default))
+                .unwrap_or_else(|| panic!("{name}: default runtime {default} has no entry\n{new}"));
+            for (key, value) in served.as_table().unwrap() {
+                match key.as_str() {
+                    "pod_annotations" => {}
+                    "options" => {
+                        for (k, v) in value.as_table().unwrap() {
+                            if k != "BinaryName" {
+                                assert_eq!(e["options"].get(k), Some(v), "{name}: options.{k}");
+                            }
+                        }
+                    }
+                    _ => assert_eq!(e.get(key), Some(value), "{name}: {key}"),
+                }
             }
         } else {
             assert!(new.starts_with(&original), "{name}");
@@ -156,7 +218,8 @@ fn corpus_gets_the_entry_and_keeps_everything_else() {
         assert!(stdout(&out).contains("nothing to do"), "{name}: {out:?}");
         assert_eq!(std::fs::read_to_string(&path).unwrap(), new, "{name}");
 
-        // --remove gives the original back (what an empty file got stays valid).
+        // --remove gives the original back, byte for byte (what an empty
+        // file got stays valid).
         let out = configure(&["containerd", "--config", p, "--remove"]);
         assert!(out.status.success(), "{name}: {out:?}");
         let removed = std::fs::read_to_string(&path).unwrap();
@@ -164,6 +227,8 @@ fn corpus_gets_the_entry_and_keeps_everything_else() {
         if !original.trim().is_empty() && !had_entry {
             assert_eq!(removed, original, "{name}: --remove is the exact inverse");
         }
+        // Two backups (configure, then remove), each the file as it was.
+        assert_eq!(backups(dir.path()).len(), 2, "{name}");
         println!("{name:<36} ok ({} -> {} bytes)", original.len(), new.len());
     }
 }
@@ -227,4 +292,249 @@ fn crio_dropin_is_written_and_removed() {
     let out = configure(&["crio", "--dropin-dir", d, "--remove"]);
     assert!(out.status.success());
     assert!(!file.exists());
+}
+
+#[test]
+fn a_private_config_keeps_its_mode_and_owner_in_backups_and_rewrites() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    // An RKE2-style config with a registry password: 0600, owned by 1234.
+    std::fs::write(
+        &path,
+        "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".registry.configs.\"r.example\".auth]\n  password = \"s3cret\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    std::os::unix::fs::chown(&path, Some(1234), Some(1234)).unwrap();
+    let p = path.to_str().unwrap();
+    for args in [
+        vec!["containerd", "--config", p, "--binary", BINARY],
+        vec!["containerd", "--config", p, "--remove"],
+        vec!["containerd", "--config", p, "--binary", BINARY],
+    ] {
+        let out = configure(&args);
+        assert!(out.status.success(), "{out:?}");
+    }
+    // Three runs within a second or two: three distinct backups.
+    let all = backups(dir.path());
+    assert_eq!(all.len(), 3, "{all:?}");
+    for file in all.iter().chain([&path]) {
+        let meta = std::fs::metadata(file).unwrap();
+        assert_eq!(meta.mode() & 0o777, 0o600, "{}", file.display());
+        assert_eq!((meta.uid(), meta.gid()), (1234, 1234), "{}", file.display());
+    }
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.ends_with(".tmp")), "{names:?}");
+}
+
+#[test]
+fn a_containerd_without_cri_is_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    let original = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/cri-disabled.toml"),
+    )
+    .unwrap();
+    std::fs::write(&path, &original).unwrap();
+    let out = configure(&[
+        "containerd",
+        "--config",
+        path.to_str().unwrap(),
+        "--binary",
+        BINARY,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr(&out).contains("the CRI plugin is disabled"),
+        "{out:?}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), original);
+    assert!(backups(dir.path()).is_empty());
+}
+
+#[test]
+fn a_gpu_node_is_told_which_runtime_to_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.toml");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/gpu-nvidia-default.toml"),
+        &path,
+    )
+    .unwrap();
+    let out = configure(&[
+        "containerd",
+        "--config",
+        path.to_str().unwrap(),
+        "--binary",
+        BINARY,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout(&out).contains("set runtime = \"/usr/bin/nvidia-container-runtime\""),
+        "{out:?}"
+    );
+    let doc: toml::Table = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let e = entry(&doc).unwrap();
+    assert_eq!(e["options"]["SystemdCgroup"].as_bool(), Some(true));
+    assert_eq!(e["options"]["BinaryName"].as_str(), Some(BINARY));
+    // nvidia stays the default; no runc entry is invented for it.
+    assert!(runtimes(&doc).unwrap().get("runc").is_none());
+}
+
+/// A containerd started on `config` (node paths moved under `dir`): does its
+/// CRI plugin answer `Version`, and which runtime handlers does `Status` list?
+fn cri_of_containerd(config: &str, dir: &Path) -> Result<Vec<String>, String> {
+    use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+    let private = |p: &str| dir.join(p.trim_start_matches('/')).display().to_string();
+    let config = config
+        .replace("/var/lib/containerd", &private("/var/lib/containerd"))
+        .replace("/run/containerd", &private("/run/containerd"))
+        .replace("/etc/containerd", &private("/etc/containerd"));
+    std::fs::create_dir_all(private("/etc/containerd")).unwrap();
+    let spec = Command::new("runc")
+        .args(["spec", "--bundle", &private("/etc/containerd")])
+        .output()
+        .unwrap();
+    assert!(spec.status.success());
+    std::fs::rename(
+        private("/etc/containerd/config.json"),
+        private("/etc/containerd/cri-base.json"),
+    )
+    .unwrap();
+    let file = dir.join("config.toml");
+    std::fs::write(&file, config).unwrap();
+    let socket = dir.join("containerd.sock");
+    let log = std::fs::File::create(dir.join("containerd.log")).unwrap();
+    let mut child = Command::new("containerd")
+        .arg("--config")
+        .arg(&file)
+        .arg("--root")
+        .arg(dir.join("root"))
+        .arg("--state")
+        .arg(dir.join("state"))
+        .arg("--address")
+        .arg(&socket)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("containerd");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "containerd did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let result: Result<Vec<String>, String> = rt.block_on(async {
+        let channel = containerd_client::connect(&socket)
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut client = RuntimeServiceClient::new(channel);
+        client
+            .version(k8s_cri::v1::VersionRequest {
+                version: "v1".into(),
+            })
+            .await
+            .map_err(|e| format!("CRI Version: {}", e.message()))?;
+        let status = client
+            .status(k8s_cri::v1::StatusRequest { verbose: true })
+            .await
+            .map_err(|e| format!("CRI Status: {}", e.message()))?
+            .into_inner();
+        let config: serde_json::Value = serde_json::from_str(
+            status
+                .info
+                .get("config")
+                .ok_or_else(|| "no config in Status".to_string())?,
+        )
+        .map_err(|e| e.to_string())?;
+        let handlers = config["containerd"]["runtimes"]
+            .as_object()
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default();
+        Ok(handlers)
+    });
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = child.wait();
+    result.map_err(|e| {
+        let log = std::fs::read_to_string(dir.join("containerd.log")).unwrap_or_default();
+        let why: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("level=error") || l.contains("failed"))
+            .collect();
+        format!("{e}\n{}", why.join("\n"))
+    })
+}
+
+/// What `configure` writes is loaded by a real containerd (1.6, Debian 12's)
+/// with its CRI plugin up and both the node's default handler and
+/// strict-groups' listed, for every plain config of the corpus this
+/// containerd reads (version 3 is containerd 2.x's; templates are k3s's).
+/// The old entry alone, without the runc entry, fails the CRI plugin on
+/// Debian's own config: the check can fail.
+#[test]
+fn configured_corpus_loads_in_a_real_containerd() {
+    common::require_root();
+    let loadable =
+        |name: &str, text: &str| !name.ends_with(".tmpl") && !text.contains("version = 3");
+    for (name, original) in corpus().into_iter().filter(|(n, t)| loadable(n, t)) {
+        let dir = tempfile::Builder::new()
+            .prefix("sg-load")
+            .tempdir()
+            .unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, &original).unwrap();
+        let out = configure(&[
+            "containerd",
+            "--config",
+            path.to_str().unwrap(),
+            "--binary",
+            BINARY,
+            "--no-backup",
+        ]);
+        assert!(out.status.success(), "{name}: {out:?}");
+        let configured = std::fs::read_to_string(&path).unwrap();
+        let doc: toml::Table = toml::from_str(&configured).unwrap();
+        let handlers = cri_of_containerd(&configured, dir.path())
+            .unwrap_or_else(|e| panic!("{name}: the CRI plugin did not load: {e}\n{configured}"));
+        for h in [doc_default(&doc).as_str(), "strict-groups"] {
+            assert!(
+                handlers.iter().any(|x| x == h),
+                "{name}: {h} not in {handlers:?}"
+            );
+        }
+        println!("{name:<36} CRI up, handlers {handlers:?}");
+    }
+
+    // The entry without the runc one (what configure wrote before) on
+    // Debian's packaged config: containerd's CRI plugin does not load.
+    let dir = tempfile::Builder::new()
+        .prefix("sg-load")
+        .tempdir()
+        .unwrap();
+    let debian = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/debian-12-packaged.toml"),
+    )
+    .unwrap();
+    let broken = format!(
+        "{debian}\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.strict-groups]\n  runtime_type = \"io.containerd.runc.v2\"\n"
+    );
+    let err = cri_of_containerd(&broken, dir.path()).unwrap_err();
+    println!(
+        "debian-12-packaged.toml, entry alone: CRI down ({})",
+        err.lines().next().unwrap_or("")
+    );
 }

@@ -161,14 +161,13 @@ fn merge_annotation_needs_the_node_to_allow_it() {
 #[test]
 fn sandbox_containers_are_passed_through() {
     require_root();
-    let spec = containerd_spec(
-        &["id", "-G"],
-        1000,
-        1000,
-        &[1000, 50000],
-        &[("io.kubernetes.cri.container-type", "sandbox")],
-    );
+    let spec = containerd_spec(&["id", "-G"], 1000, 1000, &[1000, 50000], &[]);
     let b = Bundle::new("sandbox", &kep_image(), &spec);
+    // containerd names the sandbox's own id in sandbox-id.
+    b.annotate(&[
+        ("io.kubernetes.cri.container-type", "sandbox"),
+        ("io.kubernetes.cri.sandbox-id", &b.id),
+    ]);
     let before = b.config_bytes();
     let out = run_container(&runc(), &b);
     assert_eq!(stdout(&out), "1000 50000");
@@ -274,6 +273,81 @@ fn malformed_node_config_is_refused() {
     let b = Bundle::new("badnode", &kep_image(), &spec);
     let out = run_container(&NodeConfig::new("default_policy = \"Sometimes\"\n"), &b);
     assert_refused(&b, &out, "config.toml");
+}
+
+/// A node config with a typo, a bad value or a key from a newer release
+/// never keeps a container from being inspected, stopped or deleted: every
+/// command the wrapper does not act on reaches runc, with a warning. create
+/// still refuses an invalid config; an unknown key is only a warning.
+#[test]
+fn a_broken_node_config_never_blocks_stop_and_delete() {
+    require_root();
+    let spec = containerd_spec(&["sleep", "300"], 1000, 1000, &[1000, 50000], &[]);
+    let b = Bundle::new("brokennode", &kep_image(), &spec);
+    assert!(status_detached(wrapper(&runc(), &create_args(&b))).success());
+    let broken = [
+        ("a bad value", "runtime = \"runc\"\nmode = \"enforcing\"\n"),
+        ("not TOML", "runtime = runc\n[[[\n"),
+        (
+            "a runtime that does not exist",
+            "runtime = \"/opt/none/runc\"\n",
+        ),
+    ];
+    for (what, text) in broken {
+        let node = NodeConfig::new(text);
+        let run = |args: &[&str]| {
+            let mut all = b.globals();
+            all.extend(args.iter().map(|s| s.to_string()));
+            output(wrapper(&node, &all))
+        };
+        let out = run(&["state", &b.id]);
+        assert!(out.status.success(), "{what}: state {out:?}");
+        assert!(
+            stderr(&out).contains("strict-groups: warning:"),
+            "{what}: {out:?}"
+        );
+        let state: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(state["id"], b.id.as_str(), "{what}");
+        let out = output(wrapper(&node, &["--version".to_string()]));
+        assert!(stdout(&out).starts_with("runc version"), "{what}: {out:?}");
+        // create and exec fail closed.
+        let other = Bundle::new("brokennode-create", &kep_image(), &spec);
+        let out = run_container(&node, &other);
+        assert!(!out.status.success(), "{what}: create ran");
+    }
+    // Then stop and delete the container through the worst of them.
+    let node = NodeConfig::new("runtime = runc\n[[[\n");
+    let run = |args: &[&str]| {
+        let mut all = b.globals();
+        all.extend(args.iter().map(|s| s.to_string()));
+        output(wrapper(&node, &all))
+    };
+    assert!(run(&["kill", &b.id, "9"]).status.success());
+    let out = run(&["delete", "--force", &b.id]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(!run(&["state", &b.id]).status.success());
+
+    // A key from a newer release: create works, and says so.
+    let node = NodeConfig::new("runtime = \"runc\"\nfuture_setting = true\n");
+    let b = Bundle::new(
+        "newerkey",
+        &kep_image(),
+        &containerd_spec(&["id", "-G"], 1000, 1000, &[1000, 50000], &[]),
+    );
+    let out = run_container(&node, &b);
+    assert_eq!(stdout(&out), "1000", "{out:?}");
+    let warnings: Vec<Value> = b
+        .log_lines()
+        .into_iter()
+        .filter(|l| l["level"] == "warning")
+        .collect();
+    assert!(
+        warnings[0]["msg"]
+            .as_str()
+            .unwrap()
+            .contains("unknown key \"future_setting\" ignored"),
+        "{warnings:?}"
+    );
 }
 
 #[test]
