@@ -142,6 +142,14 @@ impl Invocation {
     pub fn container(&self) -> &str {
         self.container_id.as_deref().unwrap_or("")
     }
+
+    /// Where the runtime's log lines go.
+    pub fn log_target(&self) -> crate::log::Target {
+        crate::log::Target {
+            path: self.log.clone(),
+            format: crate::log::Format::from_flag(self.log_format.as_deref()),
+        }
+    }
 }
 
 /// Splits `-name`, `--name` or `--name=value` into (name, inline value).
@@ -159,48 +167,148 @@ fn flag(arg: &OsStr) -> Option<(&[u8], Option<&[u8]>)> {
     })
 }
 
+/// Boolean flags of `create`, `run` and `restore` (runc, crun, youki), and
+/// the `--help` every runc command has: they count as flags when runc moves
+/// flags ahead of the container id.
+const BOOL_FLAGS: &[&str] = &[
+    "no-pivot",
+    "no-new-keyring",
+    "detach",
+    "d",
+    "no-subreaper",
+    "keep",
+    "tcp-established",
+    "ext-unix-sk",
+    "shell-job",
+    "file-locks",
+    "auto-dedup",
+    "lazy-pages",
+    "help",
+    "h",
+];
+
 /// Scans the arguments that follow argv\[0\].
 pub fn scan(args: &[OsString]) -> Invocation {
     let mut inv = Invocation::default();
     let mut i = 0;
-    let mut in_command = false;
     while i < args.len() {
         let arg = &args[i];
         i += 1;
         if arg.as_bytes() == b"--" {
-            // Go's flag stops here; what follows is positional.
-            if in_command && inv.container_id.is_none() {
-                inv.container_id = args.get(i).map(|a| a.to_string_lossy().into_owned());
-            }
-            break;
+            // Go's flag stops here, before any command.
+            return inv;
         }
         if let Some((name, inline)) = flag(arg) {
-            let takes_value = VALUE_FLAGS.iter().any(|f| f.as_bytes() == name);
-            let value = match inline {
-                Some(v) => Some(OsStr::from_bytes(v).to_os_string()),
-                None if takes_value => {
-                    i += 1;
-                    args.get(i - 1).cloned()
-                }
-                None => None,
-            };
-            if let Some(value) = value {
-                record(&mut inv, name, value, in_command);
+            if let Some(value) = flag_value(name, inline, args, &mut i) {
+                record(&mut inv, name, value, false);
             }
             continue;
-        }
-        if in_command {
-            // First positional of the subcommand: the container id.
-            inv.container_id = Some(arg.to_string_lossy().into_owned());
-            break;
         }
         let name = arg.to_string_lossy();
         if COMMANDS.contains(&name.as_ref()) {
             inv.command = Some(name.into_owned());
-            in_command = true;
+            break;
         }
     }
+    if inv.command.is_none() {
+        return inv;
+    }
+    // runc's CLI (urfave/cli) moves a command's flags ahead of its
+    // arguments for every command but `exec` and `ps`: `create ID --bundle B`
+    // is `create --bundle B ID` (crun's argp and youki's clap agree).
+    let rest = match inv.action() {
+        Action::Create => reorder(&args[i..]),
+        _ => args[i..].to_vec(),
+    };
+    scan_command(&mut inv, &rest);
     inv
+}
+
+/// The value of flag `name` (inline, or the next argument when it takes one).
+fn flag_value(
+    name: &[u8],
+    inline: Option<&[u8]>,
+    args: &[OsString],
+    i: &mut usize,
+) -> Option<OsString> {
+    match inline {
+        Some(v) => Some(OsStr::from_bytes(v).to_os_string()),
+        None if VALUE_FLAGS.iter().any(|f| f.as_bytes() == name) => {
+            *i += 1;
+            args.get(*i - 1).cloned()
+        }
+        None => None,
+    }
+}
+
+/// A command's flags, then its container id (the first positional).
+fn scan_command(inv: &mut Invocation, args: &[OsString]) {
+    let mut i = 0;
+    while i < args.len() {
+        let arg = &args[i];
+        i += 1;
+        if arg.as_bytes() == b"--" {
+            // What follows is positional.
+            inv.container_id = args.get(i).map(|a| a.to_string_lossy().into_owned());
+            return;
+        }
+        if let Some((name, inline)) = flag(arg) {
+            if let Some(value) = flag_value(name, inline, args, &mut i) {
+                record(inv, name, value, true);
+            }
+            continue;
+        }
+        // First positional of the command: the container id.
+        inv.container_id = Some(arg.to_string_lossy().into_owned());
+        return;
+    }
+}
+
+/// urfave/cli's `reorderArgs` (v1.22): each known flag, with the argument
+/// after it unless that is a flag too, moves ahead of the other arguments;
+/// a `--` ends the moving and stays in front of what follows.
+fn reorder(args: &[OsString]) -> Vec<OsString> {
+    let mut flags = Vec::new();
+    let mut rest = Vec::new();
+    let mut may_be_value = false;
+    for (i, arg) in args.iter().enumerate() {
+        let is_flag = is_command_flag(arg);
+        if may_be_value && !is_flag {
+            may_be_value = false;
+            flags.push(arg.clone());
+        } else if arg.as_bytes() == b"--" {
+            rest.insert(0, arg.clone());
+            rest.extend_from_slice(&args[i + 1..]);
+            break;
+        } else if is_flag {
+            flags.push(arg.clone());
+            may_be_value = !arg.as_bytes().contains(&b'=');
+        } else {
+            rest.push(arg.clone());
+        }
+    }
+    flags.extend(rest);
+    flags
+}
+
+/// urfave/cli's `argIsFlag`: `-name`, `--name` or `--name=value` of a flag
+/// the command has.
+fn is_command_flag(arg: &OsStr) -> bool {
+    let bytes = arg.as_bytes();
+    if bytes == b"-" || bytes == b"--" {
+        return false;
+    }
+    let Some(body) = bytes
+        .strip_prefix(b"--")
+        .or_else(|| bytes.strip_prefix(b"-"))
+    else {
+        return false;
+    };
+    let name = body.split(|&b| b == b'=').next().unwrap_or_default();
+    VALUE_FLAGS
+        .iter()
+        .chain(BOOL_FLAGS)
+        .any(|f| f.as_bytes() == name)
 }
 
 fn record(inv: &mut Invocation, name: &[u8], value: OsString, in_command: bool) {
@@ -311,6 +419,39 @@ mod tests {
         assert_eq!(
             scan_str("--log create delete abc").action(),
             Action::Passthrough
+        );
+    }
+
+    #[test]
+    fn flags_after_the_id_of_create_run_restore_are_moved_as_runc_does() {
+        for line in [
+            "create abc --bundle /x",
+            "--root /r create abc -b=/x --pid-file /p",
+            "run abc --detach --bundle /x",
+            "restore abc --image-path /img --bundle /x",
+            "create --pid-file /p abc --bundle /x --no-pivot",
+        ] {
+            let inv = scan_str(line);
+            assert_eq!(inv.bundle, Some("/x".into()), "{line}");
+            assert_eq!(inv.container_id.as_deref(), Some("abc"), "{line}");
+        }
+        // A boolean flag takes the next argument along (runc then refuses
+        // the extra arguments); `--` ends the moving.
+        let inv = scan_str("create --no-pivot abc --bundle /x");
+        assert_eq!(
+            (inv.container_id.as_deref(), inv.bundle),
+            (Some("abc"), None)
+        );
+        let inv = scan_str("create -- abc --bundle /x");
+        assert_eq!(
+            (inv.container_id.as_deref(), inv.bundle),
+            (Some("abc"), None)
+        );
+        // exec is not reordered: what follows the id is the command.
+        let inv = scan_str("exec abc --process /evil");
+        assert_eq!(
+            (inv.container_id.as_deref(), inv.process),
+            (Some("abc"), None)
         );
     }
 

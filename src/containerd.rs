@@ -17,8 +17,10 @@ use containerd_client::services::v1::containers_client::ContainersClient;
 /// The extension in which containerd's CRI plugin keeps a container's metadata.
 pub const METADATA_EXTENSION: &str = "io.cri-containerd.container.metadata";
 
-/// How long the wrapper waits for containerd before falling back.
-const TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the wrapper waits for containerd before falling back. The
+/// answer takes under a millisecond on a healthy node; a containerd that is
+/// silent this long is stuck, and the container must not wait with it.
+const TIMEOUT: Duration = Duration::from_millis(250);
 
 /// containerd's gRPC socket and the namespace of the container.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,17 +44,6 @@ pub fn endpoint(parent_cmdline: Option<&[u8]>, root: Option<&Path>) -> Option<En
         socket: PathBuf::from(socket),
         namespace: namespace.to_string(),
     })
-}
-
-/// The containerd that runs this process, if any: [`endpoint`] over the
-/// parent's command line and `--root`.
-pub fn endpoint_of_caller(root: Option<&Path>) -> Option<Endpoint> {
-    let parent = std::fs::read(format!(
-        "/proc/{}/cmdline",
-        std::os::unix::process::parent_id()
-    ))
-    .ok();
-    endpoint(parent.as_deref(), root)
 }
 
 /// Reads `-address` and `-namespace` from a NUL-separated shim command line.

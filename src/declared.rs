@@ -15,8 +15,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use crate::caller::Caller;
 use crate::containerd;
-use crate::groups::{self, Caller};
+use crate::groups::{self, Rules};
 use crate::policy::Allowed;
 use crate::rootfs;
 use crate::spec::Config;
@@ -57,6 +58,7 @@ pub fn for_create(
     endpoint: Option<&containerd::Endpoint>,
     bundle: &Path,
     config: &Config,
+    caller: Caller,
 ) -> Result<Declared> {
     let note = match endpoint {
         Some(ep) => match containerd::declared_groups(ep, id) {
@@ -72,7 +74,7 @@ pub fn for_create(
         },
         None => "no containerd endpoint (not run by containerd's shim)".to_string(),
     };
-    let image = image_groups(bundle, config)?;
+    let image = image_groups(bundle, config, caller)?;
     Ok(Declared {
         source: Source::Rootfs,
         allowed: Allowed::AllBut(image),
@@ -83,33 +85,29 @@ pub fn for_create(
 }
 
 /// The groups the image grants the process user, as the CRI runtime that
-/// wrote the spec computed them.
-fn image_groups(bundle: &Path, config: &Config) -> Result<BTreeSet<u32>> {
-    let root_path = config
-        .root_path
-        .as_deref()
-        .context("config.json has no root.path, so the image's groups cannot be read")?;
-    let root = bundle.join(root_path);
+/// wrote the spec computed them (both runtimes' rules when the caller is
+/// not known).
+fn image_groups(bundle: &Path, config: &Config, caller: Caller) -> Result<BTreeSet<u32>> {
+    let root = rootfs_of(bundle, config)?;
     let read = |file: &str| {
         rootfs::read_in_root(&root, file, IMAGE_FILE_CAP)
             .with_context(|| format!("recomputing image groups from {}", root.display()))
     };
-    let (Some(passwd), Some(group)) = (read("/etc/passwd")?, read("/etc/group")?) else {
-        return Ok(BTreeSet::new());
+    let (passwd, group) = (read("/etc/passwd")?, read("/etc/group")?);
+    let rules = match caller {
+        Caller::Containerd => Rules::Containerd,
+        Caller::Crio => Rules::Crio,
+        Caller::Unknown => Rules::Both,
     };
-    let caller = if config
-        .annotations
-        .keys()
-        .any(|k| k.starts_with("io.kubernetes.cri."))
-    {
-        Caller::Containerd
-    } else {
-        Caller::Other
-    };
-    Ok(groups::image_groups(
-        &passwd,
-        &group,
-        config.user.uid,
-        caller,
-    ))
+    groups::image_groups(passwd.as_deref(), group.as_deref(), config.user.uid, rules)
+        .with_context(|| format!("recomputing image groups from {}", root.display()))
+}
+
+/// The container's rootfs: `root.path`, relative to the bundle unless absolute.
+pub fn rootfs_of(bundle: &Path, config: &Config) -> Result<std::path::PathBuf> {
+    let root_path = config
+        .root_path
+        .as_deref()
+        .context("config.json has no root.path, so the image's files cannot be read")?;
+    Ok(bundle.join(root_path))
 }

@@ -4,15 +4,17 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde_json::{Value, json};
 
+use crate::caller::Caller;
 use crate::config::{Mode, NodeConfig};
 use crate::containerd::Endpoint;
 use crate::plan::{self, Plan};
 use crate::policy::Policy;
 use crate::record::Record;
-use crate::{atomic, runtime, spec, state, wrapper};
+use crate::specfile::SpecFile;
+use crate::{runtime, state};
 
 /// containerd's default socket.
 const CONTAINERD_SOCKET: &str = "/run/containerd/containerd.sock";
@@ -37,6 +39,10 @@ pub struct Args {
     /// Do not ask containerd: decide as on a node without it.
     #[arg(long)]
     no_containerd: bool,
+    /// Who runs the container, which decides whose annotations count:
+    /// containerd, cri-o or unknown (default: from the bundle's path).
+    #[arg(long, value_parser = ["containerd", "cri-o", "unknown"])]
+    caller: Option<String>,
     /// Node config (default: $STRICT_GROUPS_CONFIG or /etc/strict-groups/config.toml).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -69,7 +75,7 @@ pub fn run(args: &Args) -> i32 {
 
 fn explain(args: &Args) -> Result<Value> {
     let node_path = args.config.clone().unwrap_or_else(NodeConfig::path);
-    let node = NodeConfig::load_from(&node_path)?;
+    let node = NodeConfig::load_from(&node_path)?.config;
     let (bundle, id) = match &args.root {
         Some(root) => {
             let rt = runtime::resolve(&node.runtime)?;
@@ -89,12 +95,11 @@ fn explain(args: &Args) -> Result<Value> {
             (bundle, id)
         }
     };
-    let path = bundle.join("config.json");
-    let bytes = atomic::read_capped(&path, wrapper::SPEC_CAP)?;
-    let config =
-        spec::parse_config(&bytes).with_context(|| format!("parsing {}", path.display()))?;
-    let endpoint = endpoint(args, &bundle);
-    let plan = plan::for_create(&id, &bundle, &config, &node, || endpoint.clone())?;
+    let spec = SpecFile::load_config(&bundle.join("config.json"))?;
+    let config = &spec.doc;
+    let caller = caller(args, &bundle);
+    let endpoint = endpoint(args, &bundle).filter(|_| caller == Caller::Containerd);
+    let plan = plan::for_create(&id, &bundle, config, &node, caller, || endpoint.clone())?;
     let mut report = serde_json::Map::new();
     report.insert("bundle".into(), json!(bundle));
     report.insert("uid".into(), json!(config.user.uid));
@@ -112,7 +117,8 @@ fn explain(args: &Args) -> Result<Value> {
     let record = Record {
         action: "create",
         container_id: &id,
-        config: &config,
+        config,
+        caller,
         choice: plan.choice,
         mode: Mode::Audit,
         source: &plan.source,
@@ -125,6 +131,32 @@ fn explain(args: &Args) -> Result<Value> {
         report.insert("skip".into(), json!(format!("{skip:?}").to_lowercase()));
     }
     Ok(Value::Object(report))
+}
+
+/// The caller named by `--caller`, else the one whose layout the bundle's
+/// path has: containerd's task directory, or CRI-O's `overlay-containers`.
+fn caller(args: &Args, bundle: &Path) -> Caller {
+    match args.caller.as_deref() {
+        Some("containerd") => Caller::Containerd,
+        Some("cri-o") => Caller::Crio,
+        Some(_) => Caller::Unknown,
+        None => {
+            let abs = bundle
+                .canonicalize()
+                .unwrap_or_else(|_| bundle.to_path_buf());
+            let has = |prefix: &str| {
+                abs.components()
+                    .any(|c| c.as_os_str().to_string_lossy().starts_with(prefix))
+            };
+            if has("io.containerd.runtime.") {
+                Caller::Containerd
+            } else if has("overlay-containers") {
+                Caller::Crio
+            } else {
+                Caller::Unknown
+            }
+        }
+    }
 }
 
 /// containerd's endpoint for a bundle: `--address`/`--namespace`, else the

@@ -12,7 +12,7 @@ use std::fs::OpenOptions;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixDatagram;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value, json};
@@ -33,6 +33,32 @@ impl Format {
             Some("json") => Format::Json,
             _ => Format::Text,
         }
+    }
+}
+
+/// The runtime's `--log` file and `--log-format`, as the caller gave them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub path: Option<PathBuf>,
+    pub format: Format,
+}
+
+impl Target {
+    /// Appends one line; a `--log` that cannot be written is reported on stderr.
+    pub fn write(&self, level: &str, msg: &str, fields: &Map<String, Value>) {
+        if let Some(path) = &self.path {
+            if let Err(e) = append(path, &line(self.format, level, msg, fields)) {
+                eprintln!("{PREFIX}cannot write to log {}: {e}", path.display());
+            }
+        }
+    }
+
+    /// A warning: in `--log`, in syslog and on stderr.
+    pub fn warn(&self, msg: &str) {
+        let msg = format!("{PREFIX}warning: {msg}");
+        self.write("warning", &msg, &Map::new());
+        syslog(4, &msg);
+        eprintln!("{msg}");
     }
 }
 

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use anyhow::Result;
 
+use crate::caller::Caller;
 use crate::config::NodeConfig;
 use crate::containerd::Endpoint;
 use crate::declared;
@@ -44,13 +45,10 @@ pub struct Plan {
     pub source: String,
     /// Why a less exact source of D was used.
     pub note: Option<String>,
+    /// Set when containerd ran the container but its record of D could not
+    /// be read: the fallback is then worth an operator's attention.
+    pub warning: Option<String>,
     pub decision: Decision,
-}
-
-/// Sandbox (pause) containers are passed through: they run no workload.
-pub fn is_sandbox(config: &Config) -> bool {
-    config.annotation("io.kubernetes.cri.container-type") == Some("sandbox")
-        || config.annotation("io.kubernetes.cri-o.ContainerType") == Some("sandbox")
 }
 
 /// The effective policy of a container, from its annotation and the node.
@@ -67,8 +65,10 @@ pub fn only_primary(user: &User) -> bool {
     user.additional_gids.iter().all(|&g| g == user.gid)
 }
 
-/// Decides for container `id` of `bundle` whose spec is `config`, with D
-/// from the containerd that `endpoint` finds or else from the rootfs.
+/// Decides for container `id` of `bundle` whose spec is `config`, run by
+/// `caller`, with D from the containerd that `endpoint` finds or else from
+/// the rootfs. Sandbox (pause) containers, which run no workload, are passed
+/// through only when the caller says so about this very container.
 /// `endpoint` is called only when D is needed: sandboxes, Merge and specs
 /// with nothing to remove cost no look-up.
 pub fn for_create(
@@ -76,6 +76,7 @@ pub fn for_create(
     bundle: &Path,
     config: &Config,
     node: &NodeConfig,
+    caller: Caller,
     endpoint: impl FnOnce() -> Option<Endpoint>,
 ) -> Result<Plan> {
     let user = &config.user;
@@ -84,6 +85,7 @@ pub fn for_create(
         skip: Some(skip),
         source: "none".into(),
         note: None,
+        warning: None,
         decision: policy::decide(
             &user.additional_gids,
             user.gid,
@@ -91,7 +93,7 @@ pub fn for_create(
             &Allowed::AllBut(Default::default()),
         ),
     };
-    if is_sandbox(config) {
+    if caller.is_sandbox(config, id) {
         return Ok(keep_all(None, Skip::Sandbox));
     }
     let choice = choose(config, node)?;
@@ -101,12 +103,21 @@ pub fn for_create(
     if only_primary(user) {
         return Ok(keep_all(Some(choice), Skip::OnlyPrimary));
     }
-    let declared = declared::for_create(id, endpoint().as_ref(), bundle, config)?;
+    let declared = declared::for_create(id, endpoint().as_ref(), bundle, config, caller)?;
+    let warning = (caller == Caller::Containerd && declared.source == declared::Source::Rootfs)
+        .then(|| {
+            format!(
+                "containerd's record of the pod's groups could not be read, so D comes from \
+                 the rootfs: {}",
+                declared.note.as_deref().unwrap_or("")
+            )
+        });
     Ok(Plan {
         choice: Some(choice),
         skip: None,
         source: declared.source.to_string(),
         note: declared.note,
+        warning,
         decision: policy::decide(
             &user.additional_gids,
             user.gid,

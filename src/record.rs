@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value, json};
 
-use crate::cli::Invocation;
+use crate::caller::Caller;
 use crate::config::{Mode, NodeConfig};
 use crate::log::{self, Format};
 use crate::policy::{Decision, PolicyChoice};
@@ -27,6 +27,8 @@ pub struct Record<'a> {
     pub action: &'a str,
     pub container_id: &'a str,
     pub config: &'a Config,
+    /// Whose annotations name the pod (no one else's are believed).
+    pub caller: Caller,
     pub choice: Option<PolicyChoice>,
     pub mode: Mode,
     pub source: &'a str,
@@ -34,34 +36,13 @@ pub struct Record<'a> {
     pub decision: &'a Decision,
 }
 
-/// The first of `keys` that the spec has as an annotation (containerd's
-/// `io.kubernetes.cri.*`, then CRI-O's names).
-fn annotation<'a>(config: &'a Config, keys: &[&str]) -> &'a str {
-    keys.iter().find_map(|k| config.annotation(k)).unwrap_or("")
-}
-
 impl Record<'_> {
     /// The fields of the line, in a fixed order.
     pub fn fields(&self) -> Map<String, Value> {
-        let c = self.config;
-        let namespace = annotation(
-            c,
-            &[
-                "io.kubernetes.cri.sandbox-namespace",
-                "io.kubernetes.pod.namespace",
-            ],
-        );
-        let pod = annotation(
-            c,
-            &["io.kubernetes.cri.sandbox-name", "io.kubernetes.pod.name"],
-        );
-        let container_name = annotation(
-            c,
-            &[
-                "io.kubernetes.cri.container-name",
-                "io.kubernetes.container.name",
-            ],
-        );
+        let own = |key: fn(&crate::caller::Keys) -> &'static str| self.caller.own(self.config, key);
+        let namespace = own(|k| k.pod_namespace);
+        let pod = own(|k| k.pod_name);
+        let container_name = own(|k| k.container_name);
         let mut f = Map::new();
         f.insert("action".into(), json!(self.action));
         f.insert("mode".into(), json!(self.mode.to_string()));
@@ -69,25 +50,11 @@ impl Record<'_> {
         f.insert("pod".into(), json!(format!("{namespace}/{pod}")));
         f.insert("pod_namespace".into(), json!(namespace));
         f.insert("pod_name".into(), json!(pod));
-        f.insert(
-            "pod_uid".into(),
-            json!(annotation(
-                c,
-                &["io.kubernetes.cri.sandbox-uid", "io.kubernetes.pod.uid"]
-            )),
-        );
+        f.insert("pod_uid".into(), json!(own(|k| k.pod_uid)));
         f.insert("container".into(), json!(self.container_id));
         f.insert("container_name".into(), json!(container_name));
-        f.insert(
-            "image".into(),
-            json!(annotation(
-                c,
-                &[
-                    "io.kubernetes.cri.image-name",
-                    "io.kubernetes.cri-o.ImageName"
-                ]
-            )),
-        );
+        f.insert("image".into(), json!(own(|k| k.image)));
+        f.insert("caller".into(), json!(self.caller.to_string()));
         if let Some(choice) = self.choice {
             f.insert("policy".into(), json!(choice.effective.to_string()));
             if choice.merge_refused {
@@ -127,26 +94,19 @@ impl Record<'_> {
 
     /// Writes the line everywhere it goes. Never fails the container: a
     /// decision log that cannot be written is reported in `--log`.
-    pub fn write(&self, inv: &Invocation, node: &NodeConfig) {
+    pub fn write(&self, target: &log::Target, node: &NodeConfig) {
         let fields = self.fields();
-        let format = Format::from_flag(inv.log_format.as_deref());
-        if let Some(path) = &inv.log {
-            let _ = log::append(path, &log::line(format, "info", DECISION_MSG, &fields));
-        }
+        target.write("info", DECISION_MSG, &fields);
         let json_line = log::line(Format::Json, "info", DECISION_MSG, &fields);
         log::syslog(6, &json_line);
         let Some(file) = &node.decision_log else {
             return;
         };
         if let Err(e) = append_rotating(file, &json_line, node.decision_log_max_bytes) {
-            let msg = format!(
-                "{}cannot write the decision log {}: {e}",
-                log::PREFIX,
+            target.warn(&format!(
+                "cannot write the decision log {}: {e}",
                 file.display()
-            );
-            if let Some(path) = &inv.log {
-                let _ = log::append(path, &log::line(format, "warning", &msg, &Map::new()));
-            }
+            ));
         }
     }
 }

@@ -64,6 +64,8 @@ pub struct Config {
     pub annotations: HashMap<String, String>,
     /// `root.path`, relative to the bundle unless absolute.
     pub root_path: Option<String>,
+    /// `mounts[].destination`, in order.
+    pub mount_destinations: Vec<String>,
 }
 
 impl Config {
@@ -101,10 +103,25 @@ pub fn parse_config(bytes: &[u8]) -> Result<Config, SpecError> {
         },
         None => None,
     };
+    let mut mount_destinations = Vec::new();
+    if let Some(raw) = doc.get("mounts")? {
+        let mounts: Vec<&RawValue> =
+            serde_json::from_str(raw.get()).map_err(|e| field_error("mounts", e))?;
+        for (i, mount) in mounts.into_iter().enumerate() {
+            let path = format!("mounts[{i}]");
+            if let Some(dest) = object(mount, &path)?.get("destination")? {
+                mount_destinations.push(
+                    serde_json::from_str::<String>(dest.get())
+                        .map_err(|e| field_error(&format!("{path}.destination"), e))?,
+                );
+            }
+        }
+    }
     Ok(Config {
         user,
         annotations,
         root_path,
+        mount_destinations,
     })
 }
 

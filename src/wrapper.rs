@@ -1,54 +1,99 @@
 //! One invocation of the wrapper: scan argv, act on `create`/`run`/`restore`
 //! and `exec`, then execute the real runtime with the same argv. On any
-//! failure the runtime is not executed, so the container is not started.
+//! failure of create or exec the runtime is not executed, so the container
+//! is not started; every other command reaches the runtime whatever the node
+//! config holds.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use serde_json::Map;
 
-use crate::atomic;
+use crate::caller::{self, Caller};
 use crate::cli::{self, Action, Invocation};
-use crate::config::{Mode, NodeConfig};
+use crate::config::{self, Mode, NodeConfig};
 use crate::containerd;
-use crate::log::{self, Format};
+use crate::declared;
+use crate::log::{self, Target};
+use crate::namelookup;
 use crate::plan::{self, Skip};
-use crate::policy::{self, Allowed, Policy};
+use crate::policy::{self, Allowed, Decision, Policy};
 use crate::record::Record;
 use crate::runtime;
-use crate::spec::{self, Config};
+use crate::specfile::SpecFile;
 use crate::state;
-
-/// The most the wrapper reads of a `config.json` or process file. containerd
-/// writes a few KiB; the Kubernetes API caps a pod's annotations at 256 KiB.
-pub const SPEC_CAP: u64 = 16 << 20;
 
 /// Runs the wrapper on `args` (argv without argv\[0\]). Returns only on
 /// failure, with the exit status.
 pub fn run(args: &[OsString]) -> i32 {
     let inv = cli::scan(args);
-    let err = match prepare(&inv) {
+    let target = inv.log_target();
+    let err = match prepare(&inv, &target) {
         Ok(runtime) => runtime::exec(&runtime, args),
         Err(e) => e,
     };
-    report_error(&inv, &err);
+    report_error(&inv, &target, &err);
     1
 }
 
 /// Everything before the exec: returns the real runtime's path.
-fn prepare(inv: &Invocation) -> Result<std::path::PathBuf> {
-    let config = NodeConfig::load()?;
-    let runtime = runtime::resolve(&config.runtime)?;
-    if inv.action() != Action::Passthrough {
-        check_log_writable(inv)?;
+fn prepare(inv: &Invocation, target: &Target) -> Result<PathBuf> {
+    if inv.action() == Action::Passthrough {
+        return passthrough_runtime();
     }
+    let loaded = NodeConfig::load()?;
+    let node = loaded.config;
+    let runtime = runtime::resolve(&node.runtime)?;
+    check_log_writable(inv)?;
+    for warning in &loaded.warnings {
+        target.warn(warning);
+    }
+    let parent = caller::parent_cmdline();
+    let run = Run {
+        inv,
+        node: &node,
+        target,
+        caller: parent
+            .as_deref()
+            .map_or(Caller::Unknown, Caller::from_cmdline),
+        parent: parent.as_deref(),
+        runtime: &runtime,
+    };
     match inv.action() {
         Action::Passthrough => {}
-        Action::Create => create(inv, &config)?,
-        Action::Exec => exec(inv, &config, &runtime)?,
+        Action::Create => run.create()?,
+        Action::Exec => run.exec()?,
     }
     Ok(runtime)
+}
+
+/// The real runtime for a command the wrapper does not act on: from the node
+/// config when it names one that exists, else the default runtime, said on
+/// stderr and in syslog. A broken or newer node config never keeps a
+/// container from being stopped or deleted.
+fn passthrough_runtime() -> Result<PathBuf> {
+    let (name, fell_back) = config::passthrough_runtime(&NodeConfig::path());
+    let warn = |msg: String| {
+        let msg = format!("{}warning: {msg}", log::PREFIX);
+        log::syslog(4, &msg);
+        eprintln!("{msg}");
+    };
+    if let Some(why) = fell_back {
+        warn(why);
+    }
+    match runtime::resolve(&name) {
+        Ok(path) => Ok(path),
+        Err(e) => {
+            let default = NodeConfig::default().runtime;
+            if name == default {
+                return Err(e);
+            }
+            warn(format!("{e:#}; passing the command to runtime {default:?}"));
+            runtime::resolve(&default)
+        }
+    }
 }
 
 /// The runtime fails on a `--log` it cannot open: find that out before
@@ -62,116 +107,225 @@ fn check_log_writable(inv: &Invocation) -> Result<()> {
     Ok(())
 }
 
-fn load_config(path: &Path) -> Result<(Vec<u8>, Config)> {
-    let bytes = atomic::read_capped(path, SPEC_CAP)?;
-    let config =
-        spec::parse_config(&bytes).with_context(|| format!("parsing {}", path.display()))?;
-    Ok((bytes, config))
+/// One create or exec, with what it works with.
+struct Run<'a> {
+    inv: &'a Invocation,
+    node: &'a NodeConfig,
+    target: &'a Target,
+    caller: Caller,
+    /// The parent's command line: containerd's shim names its socket there.
+    parent: Option<&'a [u8]>,
+    runtime: &'a Path,
 }
 
-fn create(inv: &Invocation, node: &NodeConfig) -> Result<()> {
-    let path = inv.spec_path();
-    let (bytes, config) = load_config(&path)?;
-    let plan = plan::for_create(inv.container(), &inv.bundle_dir(), &config, node, || {
-        containerd::endpoint_of_caller(inv.root.as_deref())
-    })?;
-    if plan.skip == Some(Skip::Sandbox) {
-        return Ok(());
+impl Run<'_> {
+    fn id(&self) -> &str {
+        self.inv.container()
     }
-    if plan.decision.changes() && node.mode == Mode::Enforce {
-        let rewritten = spec::rewrite_additional_gids(&bytes, &config.user, &plan.decision.kept);
-        atomic::replace(&path, &rewritten)?;
-    }
-    Record {
-        action: "create",
-        container_id: inv.container(),
-        config: &config,
-        choice: plan.choice,
-        mode: node.mode,
-        source: &plan.source,
-        note: plan.note.as_deref(),
-        decision: &plan.decision,
-    }
-    .write(inv, node);
-    Ok(())
-}
 
-/// An exec never gets a gid that the container's main process did not get:
-/// its gids are cut to the primary gid and the gids left in the container's
-/// `config.json` (which the wrapper rewrote on create).
-fn exec(inv: &Invocation, node: &NodeConfig, runtime: &Path) -> Result<()> {
-    let process = match &inv.process {
-        Some(path) => {
-            let bytes = atomic::read_capped(path, SPEC_CAP)?;
-            let user = spec::parse_process(&bytes)
-                .with_context(|| format!("parsing process file {}", path.display()))?;
-            Some((path, bytes, user))
+    fn endpoint(&self) -> Option<containerd::Endpoint> {
+        if self.caller != Caller::Containerd {
+            return None;
         }
-        None => None,
-    };
-    let trivial = process
-        .as_ref()
-        .is_none_or(|(_, _, user)| plan::only_primary(user));
-    if trivial && inv.additional_gids.is_empty() {
-        return Ok(());
+        containerd::endpoint(self.parent, self.inv.root.as_deref())
     }
-    let bundle = state::bundle_of(runtime, inv.root.as_deref(), inv.container())?;
-    let (_, config) = load_config(&bundle.join("config.json"))?;
-    if plan::is_sandbox(&config) {
-        return Ok(());
-    }
-    let choice = plan::choose(&config, node)?;
-    if choice.effective == Policy::Merge {
-        return Ok(());
-    }
-    // The main process's groups: config.json's, which create rewrote. In
-    // audit mode it did not, so they are decided again, as enforce would have.
-    let main_kept = match node.mode {
-        Mode::Enforce => config.user.additional_gids.clone(),
-        Mode::Audit => {
-            plan::for_create(inv.container(), &bundle, &config, node, || {
-                containerd::endpoint_of_caller(inv.root.as_deref())
-            })?
-            .decision
-            .kept
-        }
-    };
-    let mut main_gids: std::collections::BTreeSet<u32> = main_kept.into_iter().collect();
-    main_gids.insert(config.user.gid);
-    if node.mode == Mode::Enforce {
-        refuse_extra_gids(&inv.additional_gids, &main_gids)?;
-    }
-    let Some((path, bytes, user)) = process else {
-        return Ok(());
-    };
-    let decision = policy::decide(
-        &user.additional_gids,
-        user.gid,
-        Policy::Strict,
-        &Allowed::Only(main_gids),
-    );
-    if decision.changes() && node.mode == Mode::Enforce {
-        atomic::replace(
-            path,
-            &spec::rewrite_additional_gids(&bytes, &user, &decision.kept),
+
+    fn create(&self) -> Result<()> {
+        let spec = SpecFile::load_config(&self.inv.spec_path())?;
+        let bundle = self.inv.bundle_dir();
+        let plan = plan::for_create(
+            self.id(),
+            &bundle,
+            &spec.doc,
+            self.node,
+            self.caller,
+            || self.endpoint(),
         )?;
+        if plan.skip == Some(Skip::Sandbox) {
+            return Ok(());
+        }
+        let strict = plan.skip != Some(Skip::Merge);
+        if strict && self.inv.command.as_deref() == Some("restore") {
+            self.refuse_or_warn(anyhow::anyhow!(
+                "restore under policy Strict: CRIU restores the process's groups from the \
+                 checkpoint, which strict-groups cannot check; restore it with policy Merge \
+                 or create the container anew"
+            ))?;
+        }
+        if let Some(warning) = &plan.warning {
+            self.target
+                .warn(&format!("container {}: {warning}", self.id()));
+        }
+        // The groups the process will really get: what is kept, or in audit
+        // mode what is there.
+        let gids = match self.node.mode {
+            Mode::Enforce => &plan.decision.kept,
+            Mode::Audit => &spec.user().additional_gids,
+        };
+        if strict {
+            self.check_runtime_lookup(&bundle, &spec.doc, gids)?;
+        }
+        if plan.decision.changes() && self.node.mode == Mode::Enforce {
+            spec.retain_gids(&plan.decision.kept)?;
+        }
+        self.record(
+            "create",
+            &spec.doc,
+            plan.choice,
+            &plan.source,
+            plan.note.as_deref(),
+            &plan.decision,
+        );
+        Ok(())
     }
-    Record {
-        action: "exec",
-        container_id: inv.container(),
-        config: &config,
-        choice: Some(choice),
-        mode: node.mode,
-        source: "container",
-        note: None,
-        decision: &decision,
+
+    /// An exec never gets a gid that the container's main process did not
+    /// get: its gids are cut to the primary gid and the gids left in the
+    /// container's `config.json` (which the wrapper rewrote on create).
+    fn exec(&self) -> Result<()> {
+        let process = self
+            .inv
+            .process
+            .as_deref()
+            .map(SpecFile::load_process)
+            .transpose()?;
+        let bundle = state::bundle_of(self.runtime, self.inv.root.as_deref(), self.id())?;
+        let container = SpecFile::load_config(&bundle.join("config.json"))?;
+        let config = &container.doc;
+        if self.caller.is_sandbox(config, self.id()) {
+            return Ok(());
+        }
+        let choice = plan::choose(config, self.node)?;
+        if choice.effective == Policy::Merge {
+            return Ok(());
+        }
+        let trivial = process
+            .as_ref()
+            .is_none_or(|p| plan::only_primary(p.user()));
+        let decision = if trivial && self.inv.additional_gids.is_empty() {
+            None
+        } else {
+            Some(self.exec_decision(&bundle, config, process.as_ref())?)
+        };
+        // The gids runc will look up: the process file's (as decided), or
+        // config.json's without one, and `--additional-gids`.
+        let mut gids = match (&process, &decision) {
+            (Some(_), Some(d)) if self.node.mode == Mode::Enforce => d.kept.clone(),
+            (Some(p), _) => p.user().additional_gids.clone(),
+            (None, _) => config.user.additional_gids.clone(),
+        };
+        gids.extend(
+            self.inv
+                .additional_gids
+                .iter()
+                .flat_map(|v| v.split(','))
+                .filter_map(|g| g.trim().parse::<u32>().ok()),
+        );
+        self.check_runtime_lookup(&bundle, config, &gids)?;
+        let (Some(process), Some(decision)) = (process, decision) else {
+            return Ok(());
+        };
+        if decision.changes() && self.node.mode == Mode::Enforce {
+            process.retain_gids(&decision.kept)?;
+        }
+        self.record("exec", config, Some(choice), "container", None, &decision);
+        Ok(())
     }
-    .write(inv, node);
-    Ok(())
+
+    /// The exec's gids cut to the main process's; `--additional-gids` asking
+    /// for another gid is refused.
+    fn exec_decision(
+        &self,
+        bundle: &Path,
+        config: &crate::spec::Config,
+        process: Option<&SpecFile<crate::spec::User>>,
+    ) -> Result<Decision> {
+        // The main process's groups: config.json's, which create rewrote. In
+        // audit mode it did not, so they are decided again, as enforce would have.
+        let main_kept = match self.node.mode {
+            Mode::Enforce => config.user.additional_gids.clone(),
+            Mode::Audit => {
+                plan::for_create(self.id(), bundle, config, self.node, self.caller, || {
+                    self.endpoint()
+                })?
+                .decision
+                .kept
+            }
+        };
+        let mut main_gids: BTreeSet<u32> = main_kept.into_iter().collect();
+        main_gids.insert(config.user.gid);
+        if self.node.mode == Mode::Enforce {
+            refuse_extra_gids(&self.inv.additional_gids, &main_gids)?;
+        }
+        Ok(match process {
+            Some(p) => policy::decide(
+                &p.user().additional_gids,
+                p.user().gid,
+                Policy::Strict,
+                &Allowed::Only(main_gids),
+            ),
+            None => Decision::default(),
+        })
+    }
+
+    /// runc before 1.3 looks each gid up by name in the container's
+    /// `/etc/group`: refuse (enforce) or warn (audit) when that would give
+    /// the process another group than the gids it is to get.
+    fn check_runtime_lookup(
+        &self,
+        bundle: &Path,
+        config: &crate::spec::Config,
+        gids: &[u32],
+    ) -> Result<()> {
+        if gids.is_empty() || !namelookup::runtime_looks_up_names(self.runtime) {
+            return Ok(());
+        }
+        let root = declared::rootfs_of(bundle, config)?;
+        if let Err(e) = namelookup::check(&root, config, gids) {
+            self.refuse_or_warn(e)?;
+        }
+        Ok(())
+    }
+
+    fn refuse_or_warn(&self, err: anyhow::Error) -> Result<()> {
+        match self.node.mode {
+            Mode::Enforce => Err(err),
+            Mode::Audit => {
+                self.target.warn(&format!(
+                    "container {}: would refuse (audit mode): {err:#}",
+                    self.id()
+                ));
+                Ok(())
+            }
+        }
+    }
+
+    fn record(
+        &self,
+        action: &str,
+        config: &crate::spec::Config,
+        choice: Option<policy::PolicyChoice>,
+        source: &str,
+        note: Option<&str>,
+        decision: &Decision,
+    ) {
+        Record {
+            action,
+            container_id: self.id(),
+            config,
+            caller: self.caller,
+            choice,
+            mode: self.node.mode,
+            source,
+            note,
+            decision,
+        }
+        .write(self.target, self.node);
+    }
 }
 
 /// runc's `exec --additional-gids` cannot add a group the main process lacks.
-fn refuse_extra_gids(values: &[String], main_gids: &std::collections::BTreeSet<u32>) -> Result<()> {
+fn refuse_extra_gids(values: &[String], main_gids: &BTreeSet<u32>) -> Result<()> {
     for value in values {
         for gid in value.split(',').filter(|s| !s.is_empty()) {
             let allowed = gid
@@ -189,7 +343,7 @@ fn refuse_extra_gids(values: &[String], main_gids: &std::collections::BTreeSet<u
 }
 
 /// Writes the error where containerd and CRI-O look for it, and on stderr.
-fn report_error(inv: &Invocation, err: &anyhow::Error) {
+fn report_error(inv: &Invocation, target: &Target, err: &anyhow::Error) {
     let mut msg = String::from(log::PREFIX);
     if let Some(id) = inv
         .container_id
@@ -199,17 +353,7 @@ fn report_error(inv: &Invocation, err: &anyhow::Error) {
         msg.push_str(&format!("container {id}: "));
     }
     msg.push_str(&format!("{err:#}"));
-    if let Some(path) = &inv.log {
-        let line = log::line(
-            Format::from_flag(inv.log_format.as_deref()),
-            "error",
-            &msg,
-            &Map::new(),
-        );
-        if let Err(e) = log::append(path, &line) {
-            eprintln!("{}cannot write to log {}: {e}", log::PREFIX, path.display());
-        }
-    }
+    target.write("error", &msg, &Map::new());
     log::syslog(3, &msg);
     eprintln!("{msg}");
 }

@@ -93,8 +93,7 @@ fn fsgroup_volume_gids_and_primary_are_kept() {
 fn no_image_file_is_read_when_d_is_exact() {
     // A FIFO as /etc/group would hang a naive reader; with D from containerd
     // the image is not looked at. (runc itself opens /etc/group inside the
-    // container and would block on the FIFO, so the "runtime" here is
-    // /bin/true: the wrapper's decision is what is under test.)
+    // container and would block on the FIFO: see the end.)
     let image = Image {
         group: None,
         ..kep_image()
@@ -109,13 +108,29 @@ fn no_image_file_is_read_when_d_is_exact() {
     )
     .unwrap();
     ctd.create_record("k8s.io", &b.id, Some(&cri_metadata(&b.id, &[])));
-    // Kept alive until the wrapper has run: it is the file the wrapper reads.
-    let config = NodeConfig::runtime("/bin/true");
+    // A runtime that uses gids as numbers: the decision reads no image file.
+    let crun = fake_runtime("crun version 1.8.1");
+    let config = NodeConfig::runtime(&crun.display().to_string());
     let mut cmd = wrapper(&config, &create_args(&b));
     cmd.env("TTRPC_ADDRESS", format!("{}.ttrpc", ctd.socket().display()));
     assert!(status_detached(cmd).success(), "{:?}", b.log_lines());
     assert_eq!(b.decisions()[0]["source"], "containerd");
     assert_eq!(b.decisions()[0]["removed"], json!([50000]));
+
+    // runc (before 1.3) reads /etc/group for the kept gids: the wrapper reads
+    // it first, refuses the FIFO at once, and runc never blocks on it.
+    let b = Bundle::new("fifo-runc", &image, &spec);
+    nix::unistd::mkfifo(
+        &b.path().join("rootfs/etc/group"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    ctd.create_record("k8s.io", &b.id, Some(&cri_metadata(&b.id, &[])));
+    let mut cmd = wrapper(&NodeConfig::runtime("runc"), &create_args(&b));
+    cmd.env("TTRPC_ADDRESS", format!("{}.ttrpc", ctd.socket().display()));
+    assert!(!status_detached(cmd).success());
+    let log = std::fs::read_to_string(b.log_path()).unwrap();
+    assert!(log.contains("not a regular file (a FIFO)"), "{log}");
 }
 
 #[test]

@@ -164,6 +164,23 @@ fn scenarios() -> Vec<Scenario> {
             1000,
             &[51000],
         ),
+        // The handler passes every pod annotation (`pod_annotations = ["*"]`):
+        // the pod claims to be a sandbox in CRI-O's words and in containerd's
+        // (which containerd overwrites). Only containerd's own keys count.
+        base(
+            "forged-runtime-annotations",
+            kep_image(),
+            PodSpec {
+                annotations: vec![
+                    ("io.kubernetes.cri-o.ContainerType".into(), "sandbox".into()),
+                    ("io.kubernetes.cri-o.SandboxID".into(), "forged".into()),
+                    ("io.kubernetes.cri.container-type".into(), "sandbox".into()),
+                ],
+                ..pod("forged", Some(1000), &[60000])
+            },
+            1000,
+            &[50000],
+        ),
         base(
             "merge-annotation-not-allowed",
             kep_image(),

@@ -43,9 +43,15 @@ impl CrioContainer {
         let mut spec = containerd_spec(args, 1000, 1000, a, &[]);
         spec["root"] = json!({"path": c.rootfs(), "readonly": false});
         let mut ann = serde_json::Map::new();
+        // The infra container is its own sandbox; a container names its pod's.
+        let sandbox_id = match container_type {
+            "sandbox" => c.id.clone(),
+            _ => format!("infra-of-{}", c.id),
+        };
         for (k, v) in [
             ("io.kubernetes.cri-o.ContainerType", container_type),
             ("io.kubernetes.cri-o.ContainerID", c.id.as_str()),
+            ("io.kubernetes.cri-o.SandboxID", sandbox_id.as_str()),
             ("io.kubernetes.pod.namespace", "default"),
             ("io.kubernetes.pod.name", "kep-pod"),
             ("io.kubernetes.container.name", "app"),
@@ -85,10 +91,11 @@ impl CrioContainer {
         format!("--root={}", self.dir.path().join("runc").display())
     }
 
+    /// The wrapper as conmon runs it.
     fn conmon(&self, config: &NodeConfig, args: &[&str]) -> Command {
         let mut all = vec![self.root_flag()];
         all.extend(args.iter().map(|s| s.to_string()));
-        wrapper(config, &all)
+        wrapper_under(CONMON, config, &all)
     }
 
     fn create(&self, config: &NodeConfig) -> std::process::Output {

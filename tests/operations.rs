@@ -156,10 +156,17 @@ fn explain_matches_what_enforce_mode_does() {
     for (name, node, a, ann, declared) in cases {
         let spec = containerd_spec(&["true"], 1000, 1000, &a, &ann);
         let b = Bundle::new("explain", &kep_image(), &spec);
-        let mut extra = vec!["--no-containerd"];
+        let mut extra = vec!["--no-containerd", "--caller", "containerd"];
         if let Some(d) = &declared {
             ctd.create_record("k8s.io", &b.id, Some(&cri_metadata(&b.id, d)));
-            extra = vec!["--address", &socket, "--namespace", "k8s.io"];
+            extra = vec![
+                "--address",
+                &socket,
+                "--namespace",
+                "k8s.io",
+                "--caller",
+                "containerd",
+            ];
         }
         let before = b.config_bytes();
         let explained = explain(node, &b, &extra);

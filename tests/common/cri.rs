@@ -52,6 +52,11 @@ fn cri_config(dir: &Path) -> String {
       runtime_type = "io.containerd.runc.v2"
       [{cri}.containerd.runtimes.runc.options]
         Root = "{dir}/runc"
+    # A broad pass-through, as some nodes have: every pod annotation reaches
+    # the runtime, forged runtime annotations included (containerd matches
+    # with Go's path.Match, where "*" stops at a "/"). `configure` keeps it.
+    [{cri}.containerd.runtimes.strict-groups]
+      pod_annotations = ["*", "*/*"]
 "#,
         dir = dir.display(),
     )

@@ -155,6 +155,15 @@ impl Bundle {
         self.path().join("config.json")
     }
 
+    /// Sets annotations in config.json (after the id is known).
+    pub fn annotate(&self, annotations: &[(&str, &str)]) {
+        let mut spec: Value = serde_json::from_slice(&self.config_bytes()).unwrap();
+        for (k, v) in annotations {
+            spec["annotations"][*k] = json!(v);
+        }
+        std::fs::write(self.config_path(), serde_json::to_vec(&spec).unwrap()).unwrap();
+    }
+
     pub fn config_bytes(&self) -> Vec<u8> {
         std::fs::read(self.config_path()).unwrap()
     }
@@ -207,6 +216,28 @@ impl Drop for Bundle {
     }
 }
 
+/// A stand-in runtime: prints `version` for `--version` and succeeds at
+/// anything else (the wrapper's decision is under test, not the container).
+pub fn fake_runtime(version: &str) -> tempfile::TempPath {
+    use std::io::Write;
+    let mut f = tempfile::Builder::new()
+        .prefix("sg-fake-runtime")
+        .tempfile()
+        .unwrap();
+    writeln!(
+        f,
+        "#!/bin/sh\n[ \"$1\" = --version ] && echo {version:?}\nexit 0"
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        f.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    // Closed, so that it can be executed (no ETXTBSY).
+    f.into_temp_path()
+}
+
 /// A node config file for the wrapper.
 pub struct NodeConfig {
     pub dir: tempfile::TempDir,
@@ -228,14 +259,42 @@ impl NodeConfig {
     }
 }
 
-/// Runs the wrapper with `args` and the node config, stdin closed.
-pub fn wrapper(config: &NodeConfig, args: &[String]) -> Command {
-    let mut cmd = Command::new(wrapper_bin());
-    cmd.args(args)
-        .env("STRICT_GROUPS_CONFIG", config.path())
+/// The parent the wrapper sees, by argv\[0\]: who runs it decides whose
+/// annotations it believes.
+pub const CONTAINERD_SHIM: &str = "containerd-shim-runc-v2";
+pub const CONMON: &str = "conmon";
+/// A parent that is neither: no annotation is believed.
+pub const OTHER: &str = "sh";
+
+/// A command run by a stand-in parent named `parent` (a shell whose argv\[0\]
+/// is that name): the wrapper reads its caller from its parent's command
+/// line, as under containerd's shim or conmon. The shell passes on the exit
+/// status, and dies of the same signal as its child.
+pub fn under(parent: &str, program: &str, args: &[String]) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg0(parent)
+        .arg("-c")
+        .arg(r#""$@"; rc=$?; [ $rc -gt 128 ] && kill -$((rc - 128)) $$; exit $rc"#)
+        .arg(parent)
+        .arg(program)
+        .args(args);
+    cmd
+}
+
+/// Runs the wrapper under `parent` with `args` and the node config, stdin closed.
+pub fn wrapper_under(parent: &str, config: &NodeConfig, args: &[String]) -> Command {
+    let mut cmd = under(parent, &wrapper_bin(), args);
+    cmd.env("STRICT_GROUPS_CONFIG", config.path())
         .env_remove("TTRPC_ADDRESS")
         .stdin(Stdio::null());
     cmd
+}
+
+/// Runs the wrapper as containerd's shim runs it, with `args` and the node
+/// config, stdin closed.
+pub fn wrapper(config: &NodeConfig, args: &[String]) -> Command {
+    wrapper_under(CONTAINERD_SHIM, config, args)
 }
 
 pub fn output(mut cmd: Command) -> Output {

@@ -1,0 +1,319 @@
+//! Attempts to get an undeclared group back, over real runc containers, each
+//! as the attacker would make it: a pod author's forged annotations, an
+//! image's `/etc/group` that runc (before 1.3) reads names from, a pod's
+//! mount over it, runc's reordered flags, a restore, a containerd that does
+//! not answer. The parent of the wrapper is a stand-in named like
+//! containerd's shim or conmon: the caller is read from the process tree.
+
+mod common;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+
+fn runc() -> NodeConfig {
+    NodeConfig::runtime("runc")
+}
+
+/// `run` through the wrapper under `parent`: what `id -G` printed.
+fn run_under(parent: &str, b: &Bundle) -> std::process::Output {
+    output(wrapper_under(parent, &runc(), &run_args(b)))
+}
+
+/// The KEP image with a group named like alice (1001), which CRI-O adds and
+/// containerd skips.
+fn image_with_user_named_group() -> Image {
+    let mut image = kep_image();
+    image.group = Some("root:x:0:\nalice:x:1001:alice\ngroup-in-image:x:50000:alice\n".into());
+    image
+}
+
+/// A pod that annotates itself as a sandbox in the other runtime's words
+/// keeps no image group: only the caller's own keys, naming this very
+/// container, make a sandbox.
+#[test]
+fn forged_sandbox_annotations_are_not_believed() {
+    require_root();
+    type Forgery<'a> = (&'a str, Vec<(&'a str, String)>);
+    let cases = |id: &str| -> Vec<Forgery<'_>> {
+        vec![
+            // containerd with pod_annotations = ["*"]: CRI-O's key is the pod's.
+            (
+                CONTAINERD_SHIM,
+                vec![
+                    ("io.kubernetes.cri-o.ContainerType", "sandbox".into()),
+                    ("io.kubernetes.cri-o.SandboxID", id.into()),
+                    ("io.kubernetes.cri-o.ContainerID", id.into()),
+                ],
+            ),
+            // CRI-O copies every pod annotation: containerd's keys are the pod's.
+            (
+                CONMON,
+                vec![
+                    ("io.kubernetes.cri.container-type", "sandbox".into()),
+                    ("io.kubernetes.cri.sandbox-id", id.into()),
+                ],
+            ),
+            // containerd's own key, but about another container (the pod's sandbox).
+            (
+                CONTAINERD_SHIM,
+                vec![
+                    ("io.kubernetes.cri.container-type", "sandbox".into()),
+                    ("io.kubernetes.cri.sandbox-id", "the-pods-sandbox".into()),
+                ],
+            ),
+            // Nobody's keys count for a caller that is neither.
+            (
+                OTHER,
+                vec![
+                    ("io.kubernetes.cri.container-type", "sandbox".into()),
+                    ("io.kubernetes.cri.sandbox-id", id.into()),
+                ],
+            ),
+        ]
+    };
+    let spec = containerd_spec(&["id", "-G"], 1000, 1000, &[1000, 50000, 60000], &[]);
+    for i in 0..cases("x").len() {
+        let b = Bundle::new("forged", &kep_image(), &spec);
+        let (parent, annotations) = cases(&b.id).swap_remove(i);
+        let annotations: Vec<(&str, &str)> =
+            annotations.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        b.annotate(&annotations);
+        let out = run_under(parent, &b);
+        assert_eq!(
+            stdout(&out),
+            "1000 60000",
+            "{parent} {annotations:?}: {out:?} {:?}",
+            b.log_lines()
+        );
+        let d = &b.decisions()[0];
+        assert_eq!(d["removed"], json!([50000]), "{parent}");
+    }
+}
+
+/// On CRI-O, a forged containerd key does not switch the image-group rules
+/// to containerd's (which skip a group named like the user, which CRI-O adds).
+#[test]
+fn forged_annotations_do_not_change_the_rules() {
+    require_root();
+    let spec = containerd_spec(
+        &["id", "-G"],
+        1000,
+        1000,
+        &[1000, 1001, 50000, 60000],
+        &[("io.kubernetes.cri.container-type", "container")],
+    );
+    let b = Bundle::new("rules", &image_with_user_named_group(), &spec);
+    let out = run_under(CONMON, &b);
+    assert_eq!(stdout(&out), "1000 60000", "{:?}", b.log_lines());
+}
+
+/// The decision log names the pod from the caller's own keys only.
+#[test]
+fn forged_identity_is_not_logged() {
+    require_root();
+    let spec = containerd_spec(
+        &["true"],
+        1000,
+        1000,
+        &[1000, 50000],
+        &[
+            ("io.kubernetes.pod.namespace", "kube-system"),
+            ("io.kubernetes.pod.name", "innocent"),
+        ],
+    );
+    let b = Bundle::new("identity", &kep_image(), &spec);
+    assert!(run_under(CONTAINERD_SHIM, &b).status.success());
+    let d = &b.decisions()[0];
+    assert_eq!(d["pod"], "default/kep-pod");
+    assert_eq!(d["caller"], "containerd");
+    let b = Bundle::new("identity", &kep_image(), &spec);
+    assert!(run_under(CONMON, &b).status.success());
+    let d = &b.decisions()[0];
+    assert_eq!(d["pod"], "kube-system/innocent");
+    assert_eq!(d["caller"], "cri-o");
+    let b = Bundle::new("identity", &kep_image(), &spec);
+    assert!(run_under(OTHER, &b).status.success());
+    assert_eq!(b.decisions()[0]["pod"], "/");
+}
+
+/// runc before 1.3 looks each gid up by name in the image's /etc/group.
+fn renaming_image() -> Image {
+    Image {
+        passwd: kep_image().passwd,
+        group: Some("1000:x:0:\n60000:x:50000:\n".into()),
+    }
+}
+
+#[test]
+fn runc_would_turn_kept_gids_into_other_groups_so_the_create_is_refused() {
+    require_root();
+    // Without the wrapper, Debian 12's runc gives the image's groups 0 and
+    // 50000 for the declared 1000 and 60000: the exposure is real here.
+    let spec = containerd_spec(&["id", "-G"], 1000, 1000, &[1000, 60000], &[]);
+    let b = Bundle::new("bare", &renaming_image(), &spec);
+    let bare = std::process::Command::new("runc")
+        .arg("--root")
+        .arg(&b.root)
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg(&b.id)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&bare), "1000 0 50000", "{bare:?}");
+
+    let b = Bundle::new("renamed", &renaming_image(), &spec);
+    let out = run_under(CONTAINERD_SHIM, &b);
+    assert!(!out.status.success(), "{out:?}");
+    let errors: Vec<Value> = b
+        .log_lines()
+        .into_iter()
+        .filter(|l| l["level"] == "error")
+        .collect();
+    let msg = errors[0]["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("would give the process the groups 0,50000 instead"),
+        "{msg}"
+    );
+    assert!(stdout(&out).is_empty(), "the container ran: {out:?}");
+
+    // A runtime that uses the numbers (crun, youki) is not refused.
+    let crun = fake_runtime("crun version 1.8.1");
+    let config = NodeConfig::runtime(&crun.display().to_string());
+    let b = Bundle::new("renamed-crun", &renaming_image(), &spec);
+    let out = output(wrapper(&config, &run_args(&b)));
+    assert!(out.status.success(), "{out:?} {:?}", b.log_lines());
+}
+
+#[test]
+fn a_mount_over_etc_group_is_refused_on_runc() {
+    require_root();
+    let spec = containerd_spec(&["id", "-G"], 1000, 1000, &[1000, 60000], &[]);
+    let b = Bundle::new("mount", &kep_image(), &spec);
+    let group = b.path().join("pods-group");
+    std::fs::write(&group, "1000:x:0:\n").unwrap();
+    let mut spec: Value = serde_json::from_slice(&b.config_bytes()).unwrap();
+    spec["mounts"].as_array_mut().unwrap().push(json!({
+        "destination": "/etc/group", "type": "bind",
+        "source": group, "options": ["rbind", "ro"],
+    }));
+    std::fs::write(b.config_path(), spec.to_string()).unwrap();
+    let out = run_under(CONTAINERD_SHIM, &b);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        stderr(&out).contains("a mount at \"/etc/group\" replaces the image's /etc/group"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn an_exec_whose_gids_runc_would_rename_is_refused() {
+    require_root();
+    let spec = containerd_spec(&["sleep", "300"], 1000, 1000, &[1000], &[]);
+    let b = Bundle::new("exec-rename", &kep_image(), &spec);
+    assert!(status_detached(wrapper(&runc(), &create_args(&b))).success());
+    // The image changes its /etc/group after the create (its rootfs is
+    // writable); runc's exec reads it again.
+    std::fs::write(b.path().join("rootfs/etc/group"), "1000:x:0:\n").unwrap();
+    let process = b.path().join("exec.json");
+    std::fs::write(
+        &process,
+        json!({"user": {"uid": 1000, "gid": 1000, "additionalGids": [1000]},
+               "args": ["id", "-G"], "cwd": "/", "env": ["PATH=/bin"]})
+        .to_string(),
+    )
+    .unwrap();
+    let mut args = b.globals();
+    args.extend([
+        "exec".into(),
+        "--process".into(),
+        process.display().to_string(),
+        b.id.clone(),
+    ]);
+    let out = output(wrapper(&runc(), &args));
+    assert!(!out.status.success(), "{out:?}");
+    assert!(stderr(&out).contains("groups 0 instead"), "{out:?}");
+}
+
+/// runc moves `create`'s flags ahead of the id: `run ID --bundle B` runs B.
+#[test]
+fn flags_after_the_container_id_name_the_bundle_runc_uses() {
+    require_root();
+    let spec = containerd_spec(&["id", "-G"], 1000, 1000, &[1000, 50000, 60000], &[]);
+    let b = Bundle::new("reorder", &kep_image(), &spec);
+    // The current directory holds another bundle, as the sandbox's under
+    // containerd's shim.
+    let decoy = Bundle::new("decoy", &kep_image(), &spec);
+    let mut args = b.globals();
+    args.extend([
+        "run".into(),
+        b.id.clone(),
+        "--bundle".into(),
+        b.path().display().to_string(),
+    ]);
+    let mut cmd = wrapper(&runc(), &args);
+    cmd.current_dir(decoy.path());
+    let out = output(cmd);
+    assert_eq!(stdout(&out), "1000 60000", "{out:?} {:?}", b.log_lines());
+    assert!(
+        decoy.log_lines().is_empty() && b.decisions().len() == 1,
+        "the decision was made on the wrong bundle"
+    );
+}
+
+#[test]
+fn restore_under_strict_is_refused() {
+    require_root();
+    let spec = containerd_spec(&["sleep", "300"], 1000, 1000, &[1000, 60000], &[]);
+    let b = Bundle::new("restore", &kep_image(), &spec);
+    let mut args = b.globals();
+    args.extend([
+        "restore".into(),
+        "--image-path".into(),
+        b.path().join("checkpoint").display().to_string(),
+        "--bundle".into(),
+        b.path().display().to_string(),
+        b.id.clone(),
+    ]);
+    let out = output(wrapper(&runc(), &args));
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("restore under policy Strict"),
+        "{out:?}"
+    );
+}
+
+/// A containerd that accepts the connection and never answers: the wrapper
+/// falls back to the rootfs well within a second and says so as a warning.
+#[test]
+fn a_silent_containerd_costs_little_and_is_a_warning() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("containerd.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let spec = containerd_spec(&["true"], 1000, 1000, &[1000, 50000, 60000], &[]);
+    let b = Bundle::new("silent", &kep_image(), &spec);
+    let mut cmd = wrapper(&runc(), &run_args(&b));
+    cmd.env("TTRPC_ADDRESS", format!("{}.ttrpc", socket.display()));
+    let started = Instant::now();
+    let out = output(cmd);
+    let took = started.elapsed();
+    drop(listener);
+    assert!(out.status.success(), "{out:?}");
+    assert!(took < Duration::from_millis(900), "took {took:?}");
+    let warnings: Vec<Value> = b
+        .log_lines()
+        .into_iter()
+        .filter(|l| l["level"] == "warning")
+        .collect();
+    let msg = warnings[0]["msg"].as_str().unwrap();
+    assert!(
+        msg.contains("containerd's record of the pod's groups could not be read"),
+        "{msg}"
+    );
+    assert_eq!(b.decisions()[0]["source"], "rootfs");
+    println!("silent containerd: create decided from the rootfs in {took:?}");
+}
