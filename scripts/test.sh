@@ -25,7 +25,7 @@ cargo test --locked --test cri_e2e -- --nocapture
 echo "== hostile images over real runc: a line per case"
 cargo test --locked --test hostile hostile_images_over_real_runc -- --nocapture
 echo "== image files against runc's own parser (Go oracle from Debian's runc source)"
-cargo test --locked --release --test differential -- --nocapture
+cargo test --locked --test differential -- --nocapture
 echo "== configure's output loaded by a real containerd: a line per config"
 cargo test --locked --test configure configured_corpus_loads_in_a_real_containerd -- --nocapture
 
