@@ -158,8 +158,13 @@ fn create_start_and_exec_get_strict_groups() {
         "container",
         &[],
     );
+    let before = std::fs::read(c.bundle().join("config.json")).unwrap();
     let out = c.create(&config);
     assert!(out.status.success(), "{out:?}");
+    assert_only_gids_changed(
+        &before,
+        &std::fs::read(c.bundle().join("config.json")).unwrap(),
+    );
     let out = output(c.conmon(&config, &["start", &c.id]));
     assert!(out.status.success(), "{out:?}");
     // The image grants 50000; D is not recorded on CRI-O, so the rootfs

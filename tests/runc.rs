@@ -53,9 +53,19 @@ fn kep_example_image_group_is_removed() {
     assert_eq!(d["pod"], "default/kep-pod");
     assert_eq!(d["policy"], "Strict");
     assert_eq!(d["container"], b.id.as_str());
-    // Everything but the array is byte for byte what was there.
+    // Everything but the array is byte for byte what was there, and
+    // oci-spec reads every other field unchanged.
     let after = String::from_utf8(b.config_bytes()).unwrap();
     assert!(after.contains("\"additionalGids\":[1000,60000]"), "{after}");
+    let before = serde_json::to_vec(&containerd_spec(
+        &["id", "-G"],
+        1000,
+        1000,
+        &[1000, 50000, 60000],
+        &[],
+    ))
+    .unwrap();
+    assert_only_gids_changed(&before, after.as_bytes());
 }
 
 #[test]
@@ -406,6 +416,10 @@ fn lifecycle_exec_and_passthrough() {
     std::fs::write(&process, process_json.to_string()).unwrap();
     let out = run(&["exec", "--process", &process.display().to_string(), &b.id]);
     assert_eq!(stdout(&out), "1000 60000", "{out:?}");
+    assert_only_process_gids_changed(
+        process_json.to_string().as_bytes(),
+        &std::fs::read(&process).unwrap(),
+    );
     let exec_decision = b
         .decisions()
         .into_iter()

@@ -238,6 +238,34 @@ pub fn fake_runtime(version: &str) -> tempfile::TempPath {
     f.into_temp_path()
 }
 
+/// Parses a spec before and after the wrapper with `oci-spec` (youki's typed
+/// OCI runtime spec) and checks that every field but
+/// `process.user.additionalGids` is unchanged.
+pub fn assert_only_gids_changed(before: &[u8], after: &[u8]) {
+    use oci_spec::runtime::Spec;
+    let before: Spec = serde_json::from_slice(before).expect("oci-spec parses the original");
+    let mut after: Spec = serde_json::from_slice(after).expect("oci-spec parses the rewrite");
+    let gids = before
+        .process()
+        .as_ref()
+        .and_then(|p| p.user().additional_gids().clone());
+    if let Some(process) = after.process_mut() {
+        process.user_mut().set_additional_gids(gids);
+    }
+    assert_eq!(before, after, "a field other than additionalGids changed");
+}
+
+/// The same for an exec's process file.
+pub fn assert_only_process_gids_changed(before: &[u8], after: &[u8]) {
+    use oci_spec::runtime::Process;
+    let before: Process = serde_json::from_slice(before).expect("oci-spec parses the original");
+    let mut after: Process = serde_json::from_slice(after).expect("oci-spec parses the rewrite");
+    after
+        .user_mut()
+        .set_additional_gids(before.user().additional_gids().clone());
+    assert_eq!(before, after, "a field other than additionalGids changed");
+}
+
 /// A node config file for the wrapper.
 pub struct NodeConfig {
     pub dir: tempfile::TempDir,
