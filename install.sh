@@ -8,8 +8,12 @@
 # /etc/strict-groups/config.toml (if none), and adds the `strict-groups`
 # runtime entry to the container runtime's config with
 # `strict-groups configure` (comments and all other settings kept). The
-# runtime is restarted only with --restart. --uninstall puts back exactly
-# what was there before. Safe to run twice. POSIX sh, so that it also runs
+# runtime is restarted only with --restart. --uninstall puts back what was
+# there before: each file it changed gets back its content, mode, owner and
+# modification time (copied with cp -p before the first change), files it
+# added are removed, and so are the directories it created; directories that
+# existed keep their own mode and owner (their modification time moves).
+# Safe to run twice. POSIX sh, so that it also runs
 # from the DaemonSet image (busybox).
 #
 # --root DIR   act on a node's files under DIR (the DaemonSet mounts the host there)
@@ -23,23 +27,32 @@ binary=
 runtime=auto
 restart=no
 uninstall=no
+usage() { echo "install.sh: $* (see --help)" >&2; exit 2; }
+# The value of option $1, which must be given ($2 is what followed it).
+value() {
+  [ $# -ge 2 ] && [ -n "$2" ] || usage "$1 needs a value"
+  case "$2" in -*) usage "$1 needs a value, not the option $2" ;; esac
+}
 while [ $# -gt 0 ]; do
   case "$1" in
-    --root) root=$2; shift 2 ;;
-    --root=*) root=${1#--root=}; shift ;;
-    --binary) binary=$2; shift 2 ;;
+    --root) value "$@"; root=$2; shift 2 ;;
+    --root=*) root=${1#--root=}; [ -n "$root" ] || usage "--root needs a value"; shift ;;
+    --binary) value "$@"; binary=$2; shift 2 ;;
     --binary=*) binary=${1#--binary=}; shift ;;
-    --runtime) runtime=$2; shift 2 ;;
+    --runtime) value "$@"; runtime=$2; shift 2 ;;
     --runtime=*) runtime=${1#--runtime=}; shift ;;
     --restart) restart=yes; shift ;;
     --uninstall) uninstall=yes; shift ;;
-    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "install.sh: unknown argument: $1 (see --help)" >&2; exit 2 ;;
+    -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    *) usage "unknown argument: $1" ;;
   esac
 done
 
 say() { echo "install.sh: $*"; }
 die() { echo "install.sh: error: $*" >&2; exit 1; }
+new=
+# A half-copied binary never stays behind, whatever stops the script.
+trap '[ -z "$new" ] || rm -f "$new"' EXIT
 
 root=${root%/}
 BIN=/usr/local/bin/strict-groups
@@ -88,7 +101,7 @@ restart_runtime() {
   run=""
   [ "$root" = "" ] || run="nsenter -t 1 -m -u -i -n -p --"
   for svc in $(runtime_services "$1"); do
-    if $run sh -c 'command -v systemctl >/dev/null && [ -d /run/systemd/system ]'; then
+    if $run sh -c 'command -v systemctl >/dev/null'; then
       if $run systemctl is-active --quiet "$svc"; then
         say "restarting $svc"
         $run systemctl restart "$svc" || die "restarting $svc failed"
@@ -151,9 +164,19 @@ install_node() {
   [ -f "$(at $STATE)/runtime" ] || echo "$runtime" >"$(at $STATE)/runtime"
 
   keep_original $BIN
-  mkdir -p "$(at "$(dirname $BIN)")"
-  cp "$binary" "$(at $BIN).new" && chmod 0755 "$(at $BIN).new" && mv -f "$(at $BIN).new" "$(at $BIN)"
-  say "installed $BIN"
+  mkdir -p "$(at "$(dirname $BIN)")" || die "creating $(dirname $BIN) failed"
+  # Each step on its own: under `set -e` a failure inside `a && b` does not
+  # stop the script. The temp file goes with the script (trap) on failure.
+  if cmp -s "$binary" "$(at $BIN)" && [ -x "$(at $BIN)" ]; then
+    say "$BIN is up to date"
+  else
+    new="$(at $BIN).new.$$"
+    cp "$binary" "$new" || die "copying $binary to $new failed; $BIN is unchanged"
+    chmod 0755 "$new" || die "chmod of $new failed; $BIN is unchanged"
+    mv -f "$new" "$(at $BIN)" || die "replacing $BIN failed; it is unchanged"
+    new=
+    say "installed $BIN"
+  fi
 
   if [ ! -e "$(at $CONFIG)" ]; then
     keep_original $CONFIG
@@ -183,7 +206,8 @@ install_node() {
     *) "$(at $BIN)" configure containerd --config "$(at "$file")" --binary $BIN --no-backup ;;
   esac || die "configuring $runtime failed; nothing else was changed in $file"
   after=$(sha256sum "$(at "$file")" | cut -d' ' -f1)
-  echo "$after" >"$(at $STATE)/configured.sha256"
+  [ "$(cat "$(at $STATE)/configured.sha256" 2>/dev/null)" = "$after" ] ||
+    echo "$after" >"$(at $STATE)/configured.sha256"
 
   # A runtime whose config did not change need not restart (a DaemonSet
   # pod that restarts must not restart containerd each time).

@@ -27,7 +27,8 @@ fn install(root: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// Every path under `root` with its type, mode and content (or link target).
+/// Every path under `root` with its type, mode, owner and content (or link
+/// target), and for files their modification time.
 fn snapshot(root: &Path) -> BTreeMap<String, String> {
     fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
         let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().flatten().collect();
@@ -36,18 +37,21 @@ fn snapshot(root: &Path) -> BTreeMap<String, String> {
             let p = e.path();
             let rel = p.strip_prefix(root).unwrap().display().to_string();
             let m = std::fs::symlink_metadata(&p).unwrap();
-            let mode = m.mode();
+            let mode = format!("{:o} {}:{}", m.mode(), m.uid(), m.gid());
             let value = if m.file_type().is_symlink() {
-                format!(
-                    "link {mode:o} {}",
-                    std::fs::read_link(&p).unwrap().display()
-                )
+                format!("link {mode} {}", std::fs::read_link(&p).unwrap().display())
             } else if m.is_dir() {
                 walk(root, &p, out);
-                format!("dir {mode:o}")
+                format!("dir {mode}")
             } else {
                 let data = std::fs::read(&p).unwrap();
-                format!("file {mode:o} {} {:x}", data.len(), crc(&data))
+                format!(
+                    "file {mode} {} {:x} mtime {}.{}",
+                    data.len(),
+                    crc(&data),
+                    m.mtime(),
+                    m.mtime_nsec()
+                )
             };
             out.insert(rel, value);
         }
@@ -74,6 +78,17 @@ fn node(files: &[(&str, &str)]) -> tempfile::TempDir {
         let p = root.path().join(path);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
         std::fs::write(&p, text).unwrap();
+        // A private config of another owner, a year old: --uninstall must
+        // give back all of it.
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::os::unix::fs::chown(&p, Some(1234), Some(1234)).unwrap();
+        let year_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(365 * 86400);
+        std::fs::File::options()
+            .write(true)
+            .open(&p)
+            .unwrap()
+            .set_modified(year_ago)
+            .unwrap();
     }
     root
 }
@@ -260,4 +275,138 @@ fn failures_are_clear_and_exit_non_zero() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn an_option_without_its_value_is_a_usage_error() {
+    for args in [
+        &["--root"][..],
+        &["--root", "--restart"],
+        &["--root="],
+        &["--binary"],
+    ] {
+        let out = Command::new("sh")
+            .arg(install_sh())
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(
+            stderr(&out).contains("needs a value"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+/// The binary does not fit (a 1 MiB file system): the script fails, says
+/// so, leaves no temp file and the installed binary as it was.
+#[test]
+fn a_failed_binary_copy_fails_the_install_and_leaves_the_old_binary() {
+    common::require_root();
+    let root = node(&[]);
+    let bin_dir = root.path().join("usr/local/bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&bin_dir)
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    std::fs::write(bin_dir.join("strict-groups"), "#!/bin/sh\necho old\n").unwrap();
+    let out = install(root.path(), &[]);
+    let listing: Vec<String> = std::fs::read_dir(&bin_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let old = std::fs::read_to_string(bin_dir.join("strict-groups")).unwrap();
+    let _ = Command::new("umount").arg(&bin_dir).status();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr(&out).contains("install.sh: error: copying") && stderr(&out).contains("unchanged"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !stdout(&out).contains("installed /usr/local/bin"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        listing,
+        vec!["strict-groups".to_string()],
+        "a temp file was left"
+    );
+    assert_eq!(old, "#!/bin/sh\necho old\n");
+}
+
+/// `--restart` restarts the runtime's service through PID 1's namespaces
+/// (`--root` is the host's root as the DaemonSet mounts it). Stand-ins for
+/// nsenter and systemctl on PATH record what would be run.
+#[test]
+fn restart_restarts_the_running_service_and_a_failed_restart_fails() {
+    let comments = corpus("comments-and-runtimes.toml");
+    let root = node(&[("etc/containerd/config.toml", &comments)]);
+    let bin = tempfile::tempdir().unwrap();
+    let log = bin.path().join("calls");
+    let stand_in = |name: &str, body: &str| {
+        let p = bin.path().join(name);
+        std::fs::write(
+            &p,
+            format!(
+                "#!/bin/sh\necho \"{name} $*\" >> {}\n{body}\n",
+                log.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    };
+    stand_in(
+        "nsenter",
+        "while [ \"$1\" != -- ]; do shift; done; shift; exec \"$@\"",
+    );
+    stand_in(
+        "systemctl",
+        "[ \"$1\" = restart ] && [ -e \"$(dirname \"$0\")/fail\" ] && exit 1; exit 0",
+    );
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let run = |args: &[&str]| {
+        Command::new("sh")
+            .arg(install_sh())
+            .arg("--root")
+            .arg(root.path())
+            .arg("--binary")
+            .arg(wrapper_bin())
+            .args(args)
+            .env("PATH", &path)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--restart"]);
+    assert!(out.status.success(), "{out:?}");
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert!(calls.contains("systemctl restart containerd"), "{calls}");
+    assert!(calls.contains("nsenter -t 1 -m"), "{calls}");
+    // Nothing changed on a second run: no restart.
+    std::fs::remove_file(&log).unwrap();
+    assert!(run(&["--restart"]).status.success());
+    assert!(
+        !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("restart containerd")
+    );
+    // A restart that fails is an error, named.
+    std::fs::write(bin.path().join("fail"), "").unwrap();
+    let out = run(&["--uninstall", "--restart"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        stderr(&out).contains("restarting containerd failed"),
+        "{}",
+        stderr(&out)
+    );
 }
