@@ -549,16 +549,23 @@ mod tests {
     }
 
     #[test]
-    fn version_1_uses_the_short_plugin_name_and_version_3_is_refused() {
+    fn version_1_uses_the_short_plugin_name_and_version_3_the_runtime_plugin() {
         let out = add("[plugins.cri]\n  sandbox_image = \"pause\"\n");
         assert!(
             out.contains("[plugins.cri.containerd.runtimes.strict-groups]"),
             "{out}"
         );
-        let err = add_containerd_entry(&Some("version = 3\n".into()), "/b", HANDLER, false)
+        let out = add("version = 3\n");
+        assert!(
+            out.contains(
+                "[plugins.\"io.containerd.cri.v1.runtime\".containerd.runtimes.strict-groups]"
+            ),
+            "{out}"
+        );
+        let err = add_containerd_entry(&Some("version = 4\n".into()), "/b", HANDLER, false)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("natively"), "{err}");
+        assert!(err.contains("unknown containerd config version 4"), "{err}");
     }
 
     #[test]
