@@ -16,7 +16,7 @@ have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok ins
 if ! dpkg --print-foreign-architectures | grep -qx arm64; then
   dpkg --add-architecture arm64
 fi
-packages=(runc crun containerd busybox-static protobuf-compiler golang-go golang-github-opencontainers-runc-dev jq time rpm cpio
+packages=(runc crun containerd podman busybox-static protobuf-compiler golang-go golang-github-opencontainers-runc-dev jq time rpm cpio
   ca-certificates rustc-web cargo-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu
   libc6-dev-arm64-cross qemu-user-static)
 missing=()

@@ -1,0 +1,260 @@
+//! CRI-O's path, for real: podman 4.3 runs containers through conmon 2.1.6,
+//! CRI-O's monitor, with strict-groups as the OCI runtime (`--runtime`).
+//! conmon is the wrapper's parent on create and exec, so the wrapper believes
+//! CRI-O's keys only; podman computes the image groups itself and keeps no
+//! record of the declared ones, so D comes from the rootfs. Private storage
+//! (`--root`, `--runroot`), cgroupfs, no network; images are imported from
+//! busybox rootfs tarballs.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+use common::*;
+use serde_json::Value;
+
+struct Podman {
+    dir: tempfile::TempDir,
+}
+
+impl Podman {
+    fn new(node_config: &str) -> Podman {
+        require_root();
+        let dir = tempfile::Builder::new()
+            .prefix("sg-podman")
+            .tempdir()
+            .unwrap();
+        let d = dir.path();
+        // conmon passes the runtime only the environment containers.conf names.
+        std::fs::write(
+            d.join("containers.conf"),
+            format!(
+                "[engine]\nconmon_env_vars = [\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\", \"STRICT_GROUPS_CONFIG={}\"]\n",
+                d.join("strict-groups.toml").display()
+            ),
+        )
+        .unwrap();
+        let p = Podman { dir };
+        p.set_node_config(node_config);
+        p
+    }
+
+    fn set_node_config(&self, text: &str) {
+        let log = self.decision_log();
+        std::fs::write(
+            self.dir.path().join("strict-groups.toml"),
+            format!(
+                "runtime = \"runc\"\ndecision_log = \"{}\"\n{text}",
+                log.display()
+            ),
+        )
+        .unwrap();
+    }
+
+    fn decision_log(&self) -> PathBuf {
+        self.dir.path().join("decisions.log")
+    }
+
+    fn decisions(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.decision_log())
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    fn podman(&self, args: &[&str]) -> Output {
+        let d = self.dir.path();
+        Command::new("podman")
+            .arg("--root")
+            .arg(d.join("root"))
+            .arg("--runroot")
+            .arg(d.join("runroot"))
+            .args(["--cgroup-manager", "cgroupfs"])
+            .args(args)
+            .env("CONTAINERS_CONF", d.join("containers.conf"))
+            .output()
+            .expect("podman (Debian's podman package)")
+    }
+
+    /// Imports a busybox rootfs with `image`'s files as `name`.
+    fn import(&self, name: &str, image: &Image) {
+        let rootfs = self
+            .dir
+            .path()
+            .join(format!("rootfs-{}", name.replace(['/', ':'], "-")));
+        build_rootfs(&rootfs, image);
+        let tar = rootfs.with_extension("tar");
+        let out = Command::new("tar")
+            .arg("-C")
+            .arg(&rootfs)
+            .arg("-cf")
+            .arg(&tar)
+            .arg(".")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let out = self.podman(&["import", tar.to_str().unwrap(), name]);
+        assert!(out.status.success(), "{out:?}");
+    }
+
+    /// `podman run` with `runtime` and the flags these VMs need.
+    fn run(&self, runtime: &str, args: &[&str]) -> Output {
+        let mut all = vec![
+            "--runtime",
+            runtime,
+            "run",
+            "--net",
+            "none",
+            "--ulimit",
+            "nofile=1024:1024",
+            "--ulimit",
+            "nproc=1024:1024",
+        ];
+        all.extend_from_slice(args);
+        self.podman(&all)
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        let _ = self.podman(&["rm", "--all", "--force", "--time", "0"]);
+        let _ = self.podman(&["system", "reset", "--force"]);
+        // podman leaves overlay mounts of its private root behind otherwise.
+        let _ = Command::new("umount")
+            .arg("-R")
+            .arg(self.dir.path().join("root/overlay"))
+            .status();
+    }
+}
+
+fn wrapper_path() -> String {
+    wrapper_bin()
+}
+
+fn groups(out: &Output) -> String {
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+const IMAGE: &str = "localhost/strict-groups-test/kep:1";
+
+/// One test: podman instances lock through one shared memory segment, so
+/// two at once would trip over each other.
+#[test]
+fn through_podman_and_conmon() {
+    let p = Podman::new("");
+    p.import(IMAGE, &kep_image());
+    strict_groups_for_run_and_exec(&p);
+    refusals_reach_podman(&p);
+}
+
+fn strict_groups_for_run_and_exec(p: &Podman) {
+    let user = ["--user", "1000", "--group-add", "60000"];
+    let run = |runtime: &str, extra: &[&str]| {
+        let mut args: Vec<&str> = vec!["--rm"];
+        args.extend(user);
+        args.extend(extra);
+        args.extend([IMAGE, "id", "-G"]);
+        p.run(runtime, &args)
+    };
+    // podman merges the image's group like the CRI runtimes do.
+    assert_eq!(groups(&run("/usr/sbin/runc", &[])), "1000 50000 60000");
+    assert_eq!(groups(&run(&wrapper_path(), &[])), "1000 60000");
+    let d = &p.decisions()[0];
+    assert_eq!(d["caller"], "cri-o", "{d}");
+    assert_eq!(d["source"], "rootfs", "{d}");
+    assert_eq!(d["removed"], serde_json::json!([50000]));
+
+    // Forged runtime annotations: no sandbox, whoever's words they use.
+    let forged = [
+        "--annotation",
+        "io.kubernetes.cri.container-type=sandbox",
+        "--annotation",
+        "io.kubernetes.cri-o.ContainerType=sandbox",
+    ];
+    assert_eq!(groups(&run(&wrapper_path(), &forged)), "1000 60000");
+
+    // An exec (conmon --exec) gets the main process's groups.
+    let mut args = vec!["-d"];
+    args.extend(user);
+    args.extend([IMAGE, "sleep", "300"]);
+    let id = groups(&p.run(&wrapper_path(), &args));
+    let out = p.podman(&["exec", &id, "id", "-G"]);
+    assert_eq!(groups(&out), "1000 60000");
+    // An exec with its own --user: podman looks the user's groups up in the
+    // image again (50000), which the wrapper removes.
+    let out = p.podman(&["exec", "--user", "1000", &id, "id", "-G"]);
+    assert_eq!(groups(&out), "1000", "exec as the user");
+    let removed: Vec<Value> = p
+        .decisions()
+        .into_iter()
+        .filter(|d| d["action"] == "exec")
+        .map(|d| d["removed"].clone())
+        .collect();
+    assert!(removed.contains(&serde_json::json!([50000])), "{removed:?}");
+}
+
+fn refusals_reach_podman(p: &Podman) {
+    let out = p.run(
+        &wrapper_path(),
+        &[
+            "--rm",
+            "--user",
+            "1000",
+            "--annotation",
+            "strict-groups.io/supplemental-groups-policy=strict",
+            IMAGE,
+            "id",
+            "-G",
+        ],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("strict-groups: container") && err.contains("invalid value \"strict\""),
+        "{err}"
+    );
+
+    // An image whose /etc/group renames the kept gids for runc 1.1.
+    let renaming = Image {
+        passwd: kep_image().passwd,
+        group: Some("1000:x:0:\n60000:x:50000:\n".into()),
+    };
+    let name = "localhost/strict-groups-test/renaming:1";
+    p.import(name, &renaming);
+    let out = p.run(
+        "/usr/sbin/runc",
+        &[
+            "--rm",
+            "--user",
+            "1000",
+            "--group-add",
+            "60000",
+            name,
+            "id",
+            "-G",
+        ],
+    );
+    assert_eq!(groups(&out), "1000 0 50000", "runc 1.1 renames the gids");
+    let out = p.run(
+        &wrapper_path(),
+        &[
+            "--rm",
+            "--user",
+            "1000",
+            "--group-add",
+            "60000",
+            name,
+            "id",
+            "-G",
+        ],
+    );
+    assert!(!out.status.success(), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("would give the process the groups 0,50000"),
+        "{err}"
+    );
+}
