@@ -51,8 +51,13 @@ done
 say() { echo "install.sh: $*"; }
 die() { echo "install.sh: error: $*" >&2; exit 1; }
 new=
-# A half-copied binary never stays behind, whatever stops the script.
-trap '[ -z "$new" ] || rm -f "$new"' EXIT
+# A half-copied binary never stays behind, whatever stops the script (dash
+# and busybox run no EXIT trap on a signal: those are trapped too).
+cleanup() { [ -z "$new" ] || rm -f "$new"; }
+trap cleanup EXIT
+trap 'cleanup; exit 130' INT
+trap 'cleanup; exit 143' TERM
+trap 'cleanup; exit 129' HUP
 
 root=${root%/}
 BIN=/usr/local/bin/strict-groups
@@ -101,19 +106,19 @@ restart_runtime() {
   run=""
   [ "$root" = "" ] || run="nsenter -t 1 -m -u -i -n -p --"
   for svc in $(runtime_services "$1"); do
-    if $run sh -c 'command -v systemctl >/dev/null'; then
-      if $run systemctl is-active --quiet "$svc"; then
-        say "restarting $svc"
-        $run systemctl restart "$svc" || die "restarting $svc failed"
-        return 0
-      fi
-    elif $run sh -c 'command -v rc-service >/dev/null'; then
-      # k3s on OpenRC and other systemd-free nodes.
-      if $run rc-service "$svc" status >/dev/null 2>&1; then
-        say "restarting $svc"
-        $run rc-service "$svc" restart || die "restarting $svc failed"
-        return 0
-      fi
+    # systemd where it runs the service; else OpenRC (k3s on Alpine, and
+    # nodes that have a systemctl binary but another init).
+    if $run sh -c 'command -v systemctl >/dev/null' &&
+       $run systemctl is-active --quiet "$svc" 2>/dev/null; then
+      say "restarting $svc"
+      $run systemctl restart "$svc" || die "restarting $svc failed"
+      return 0
+    fi
+    if $run sh -c 'command -v rc-service >/dev/null' &&
+       $run rc-service "$svc" status >/dev/null 2>&1; then
+      say "restarting $svc"
+      $run rc-service "$svc" restart || die "restarting $svc failed"
+      return 0
     fi
   done
   die "could not find a running $(runtime_services "$1") service to restart; restart it by hand"
@@ -152,6 +157,8 @@ install_node() {
     done
   fi
   [ -n "$binary" ] && [ -x "$binary" ] || die "no strict-groups binary (give --binary FILE, or build with scripts/build-release.sh)"
+  # A name without a slash is the file here, not a command on PATH.
+  case "$binary" in */*) ;; *) binary=./$binary ;; esac
   "$binary" version >/dev/null 2>&1 || die "$binary does not run here"
   [ "$runtime" = auto ] && runtime=$(detect_runtime)
   file=$(runtime_file "$runtime")

@@ -83,6 +83,7 @@ const VALUE_FLAGS: &[&str] = &[
     "lsm-profile",
     "lsm-mount-context",
     "status-fd",
+    "pidfd-socket",
     // exec
     "cwd",
     "env",
@@ -113,7 +114,14 @@ pub struct Invocation {
     pub config: Option<PathBuf>,
     /// exec's `--additional-gids`/`-g`, each as given.
     pub additional_gids: Vec<String>,
+    /// exec's `--user`/`-u` (`uid[:gid]`).
+    pub user: Option<String>,
     pub container_id: Option<String>,
+    /// Why a create's command line can be read more than one way (a flag's
+    /// value that looks like a flag, more than one argument): the CRI
+    /// runtimes never write one, and the wrapper refuses it rather than
+    /// decide on another spec than the runtime's.
+    pub ambiguous: Option<String>,
 }
 
 impl Invocation {
@@ -167,25 +175,73 @@ fn flag(arg: &OsStr) -> Option<(&[u8], Option<&[u8]>)> {
     })
 }
 
-/// Boolean flags of `create`, `run` and `restore` (runc, crun, youki), and
-/// the `--help` every runc command has: they count as flags when runc moves
-/// flags ahead of the container id.
-const BOOL_FLAGS: &[&str] = &[
-    "no-pivot",
-    "no-new-keyring",
-    "detach",
-    "d",
-    "no-subreaper",
-    "keep",
-    "tcp-established",
-    "ext-unix-sk",
-    "shell-job",
-    "file-locks",
-    "auto-dedup",
-    "lazy-pages",
-    "help",
-    "h",
-];
+/// The flags of `create`, `run` and `restore` as runc 1.1/1.2 define them
+/// (urfave/cli moves a command's own flags ahead of its arguments), with
+/// crun's `--config`/`-f` and the `--help` every runc command has.
+fn command_flags(command: &str) -> &'static [&'static str] {
+    const CREATE: &[&str] = &[
+        "bundle",
+        "b",
+        "console-socket",
+        "pid-file",
+        "no-pivot",
+        "no-new-keyring",
+        "preserve-fds",
+        "pidfd-socket",
+        "config",
+        "f",
+        "help",
+        "h",
+    ];
+    const RUN: &[&str] = &[
+        "bundle",
+        "b",
+        "console-socket",
+        "detach",
+        "d",
+        "keep",
+        "pid-file",
+        "no-subreaper",
+        "no-pivot",
+        "no-new-keyring",
+        "preserve-fds",
+        "pidfd-socket",
+        "config",
+        "f",
+        "help",
+        "h",
+    ];
+    const RESTORE: &[&str] = &[
+        "console-socket",
+        "image-path",
+        "work-path",
+        "tcp-established",
+        "ext-unix-sk",
+        "shell-job",
+        "file-locks",
+        "manage-cgroups-mode",
+        "bundle",
+        "b",
+        "detach",
+        "d",
+        "pid-file",
+        "no-subreaper",
+        "no-pivot",
+        "empty-ns",
+        "auto-dedup",
+        "lazy-pages",
+        "lsm-profile",
+        "lsm-mount-context",
+        "help",
+        "h",
+    ];
+    match command {
+        "create" => CREATE,
+        "run" => RUN,
+        "restore" => RESTORE,
+        _ => &[],
+    }
+}
 
 /// Scans the arguments that follow argv\[0\].
 pub fn scan(args: &[OsString]) -> Invocation {
@@ -195,8 +251,15 @@ pub fn scan(args: &[OsString]) -> Invocation {
         let arg = &args[i];
         i += 1;
         if arg.as_bytes() == b"--" {
-            // Go's flag stops here, before any command.
-            return inv;
+            // Go's flag stops here; urfave/cli takes the next argument for
+            // the command.
+            if let Some(next) = args.get(i).map(|a| a.to_string_lossy())
+                && COMMANDS.contains(&next.as_ref())
+            {
+                inv.command = Some(next.into_owned());
+                i += 1;
+            }
+            break;
         }
         if let Some((name, inline)) = flag(arg) {
             if let Some(value) = flag_value(name, inline, args, &mut i) {
@@ -210,14 +273,14 @@ pub fn scan(args: &[OsString]) -> Invocation {
             break;
         }
     }
-    if inv.command.is_none() {
+    let Some(command) = inv.command.clone() else {
         return inv;
-    }
+    };
     // runc's CLI (urfave/cli) moves a command's flags ahead of its
     // arguments for every command but `exec` and `ps`: `create ID --bundle B`
-    // is `create --bundle B ID` (crun's argp and youki's clap agree).
+    // is `create --bundle B ID`.
     let rest = match inv.action() {
-        Action::Create => reorder(&args[i..]),
+        Action::Create => reorder(&args[i..], command_flags(&command)),
         _ => args[i..].to_vec(),
     };
     scan_command(&mut inv, &rest);
@@ -241,8 +304,11 @@ fn flag_value(
     }
 }
 
-/// A command's flags, then its container id (the first positional).
+/// A command's flags, then its container id (the first positional). For a
+/// create, a flag value that starts with `-` or a second argument makes the
+/// line ambiguous.
 fn scan_command(inv: &mut Invocation, args: &[OsString]) {
+    let create = inv.action() == Action::Create;
     let mut i = 0;
     while i < args.len() {
         let arg = &args[i];
@@ -250,16 +316,37 @@ fn scan_command(inv: &mut Invocation, args: &[OsString]) {
         if arg.as_bytes() == b"--" {
             // What follows is positional.
             inv.container_id = args.get(i).map(|a| a.to_string_lossy().into_owned());
+            if create && args.len() > i + 1 {
+                inv.ambiguous = Some("more than one argument after the flags".into());
+            }
             return;
         }
         if let Some((name, inline)) = flag(arg) {
+            let at = i;
             if let Some(value) = flag_value(name, inline, args, &mut i) {
+                if create && inline.is_none() && i > at && value.as_bytes().starts_with(b"-") {
+                    inv.ambiguous = Some(format!(
+                        "the value of {} looks like a flag: {}",
+                        arg.to_string_lossy(),
+                        value.to_string_lossy()
+                    ));
+                }
                 record(inv, name, value, true);
             }
             continue;
         }
         // First positional of the command: the container id.
         inv.container_id = Some(arg.to_string_lossy().into_owned());
+        if create && args.len() > i {
+            inv.ambiguous = Some(format!(
+                "more than one argument after the flags: {}",
+                args[i..]
+                    .iter()
+                    .map(|a| a.to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ));
+        }
         return;
     }
 }
@@ -267,12 +354,12 @@ fn scan_command(inv: &mut Invocation, args: &[OsString]) {
 /// urfave/cli's `reorderArgs` (v1.22): each known flag, with the argument
 /// after it unless that is a flag too, moves ahead of the other arguments;
 /// a `--` ends the moving and stays in front of what follows.
-fn reorder(args: &[OsString]) -> Vec<OsString> {
+fn reorder(args: &[OsString], command_flags: &[&str]) -> Vec<OsString> {
     let mut flags = Vec::new();
     let mut rest = Vec::new();
     let mut may_be_value = false;
     for (i, arg) in args.iter().enumerate() {
-        let is_flag = is_command_flag(arg);
+        let is_flag = is_command_flag(arg, command_flags);
         if may_be_value && !is_flag {
             may_be_value = false;
             flags.push(arg.clone());
@@ -293,7 +380,7 @@ fn reorder(args: &[OsString]) -> Vec<OsString> {
 
 /// urfave/cli's `argIsFlag`: `-name`, `--name` or `--name=value` of a flag
 /// the command has.
-fn is_command_flag(arg: &OsStr) -> bool {
+fn is_command_flag(arg: &OsStr, command_flags: &[&str]) -> bool {
     let bytes = arg.as_bytes();
     if bytes == b"-" || bytes == b"--" {
         return false;
@@ -305,10 +392,7 @@ fn is_command_flag(arg: &OsStr) -> bool {
         return false;
     };
     let name = body.split(|&b| b == b'=').next().unwrap_or_default();
-    VALUE_FLAGS
-        .iter()
-        .chain(BOOL_FLAGS)
-        .any(|f| f.as_bytes() == name)
+    command_flags.iter().any(|f| f.as_bytes() == name)
 }
 
 fn record(inv: &mut Invocation, name: &[u8], value: OsString, in_command: bool) {
@@ -323,6 +407,7 @@ fn record(inv: &mut Invocation, name: &[u8], value: OsString, in_command: bool) 
         (true, b"additional-gids" | b"g") => inv
             .additional_gids
             .push(value.to_string_lossy().into_owned()),
+        (true, b"user" | b"u") => inv.user = Some(value.to_string_lossy().into_owned()),
         _ => {}
     }
 }

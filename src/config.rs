@@ -173,17 +173,37 @@ pub fn passthrough_runtime(path: &Path) -> (String, Option<String>) {
     match NodeConfig::load_from(path) {
         Ok(loaded) => (loaded.config.runtime, None),
         Err(e) => {
-            // A file with a bad value elsewhere may still name the runtime.
-            let named = std::fs::read_to_string(path)
+            // A file with a bad value elsewhere, or a syntax error on
+            // another line, may still name the runtime.
+            let text = std::fs::read_to_string(path).unwrap_or_default();
+            let named = toml::from_str::<toml::Table>(&text)
                 .ok()
-                .and_then(|t| toml::from_str::<toml::Table>(&t).ok())
                 .and_then(|t| t.get("runtime")?.as_str().map(str::to_string))
+                .or_else(|| runtime_line(&text))
                 .filter(|r| !r.is_empty());
             let runtime = named.unwrap_or(default);
             let why = format!("{e:#}; passing the command to runtime {runtime:?}");
             (runtime, Some(why))
         }
     }
+}
+
+/// The value of a top-level line `runtime = "..."` of a file that is not
+/// valid TOML as a whole (before any table header).
+fn runtime_line(text: &str) -> Option<String> {
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            return None;
+        }
+        let Some(rest) = line.strip_prefix("runtime") else {
+            continue;
+        };
+        let value = rest.trim_start().strip_prefix('=')?.trim();
+        let parsed: toml::Table = toml::from_str(&format!("v = {value}")).ok()?;
+        return parsed.get("v")?.as_str().map(str::to_string);
+    }
+    None
 }
 
 use serde::Deserialize;
@@ -281,6 +301,12 @@ mod tests {
             ),
             ("runtime = \"crun\"\nnewer = 1\n", "crun", false),
             ("this is not toml", "runc", true),
+            (
+                "runtime = \"/usr/bin/crun\" # crun\nmode = enforce\n",
+                "/usr/bin/crun",
+                true,
+            ),
+            ("[x]\nruntime = \"/usr/bin/crun\"\n[[[", "runc", true),
             ("runtime = \"\"", "runc", true),
             ("runtime = 7", "runc", true),
         ];

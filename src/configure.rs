@@ -101,6 +101,9 @@ pub fn run(args: &Args) -> i32 {
 fn configure(args: &Args) -> Result<()> {
     match &args.target {
         Target::Containerd { config, common } => {
+            // A config that is a symlink is edited where it points (the
+            // rename of an atomic replace would turn the link into a file).
+            let config = &std::fs::canonicalize(config).unwrap_or_else(|_| config.clone());
             let old = read_or_empty(config)?;
             let is_template = config.extension().is_some_and(|e| e == "tmpl");
             let new = if common.remove {
@@ -433,14 +436,23 @@ pub fn remove_containerd_entry(
     match runtimes {
         Some(r) if r.contains_key(handler) => {
             r.remove(handler);
-            // The built-in runc entry that `configure` wrote out goes too.
+            // The built-in runc entry that `configure` wrote out goes too,
+            // but only as it was written and when no other runtime came
+            // since: containerd's built-in one then takes its place again.
             let ours = r
                 .get(BUILTIN_RUNTIME)
                 .and_then(Item::as_table)
-                .and_then(|t| t.decor().prefix())
-                .and_then(|p| p.as_str())
-                .is_some_and(|p| p.contains(BUILTIN_MARK));
-            if ours {
+                .is_some_and(|t| {
+                    let marked = t
+                        .decor()
+                        .prefix()
+                        .and_then(|p| p.as_str())
+                        .is_some_and(|p| p.contains(BUILTIN_MARK));
+                    let untouched = t.len() == 1
+                        && t.get("runtime_type").and_then(Item::as_str) == Some(RUNC_V2);
+                    marked && untouched
+                });
+            if ours && r.len() == 1 {
                 r.remove(BUILTIN_RUNTIME);
             }
             Ok(Some(doc.to_string()))
@@ -605,6 +617,36 @@ mod tests {
             t["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"][HANDLER].clone()
         };
         assert_eq!(entry(&written), entry(&documented));
+    }
+
+    #[test]
+    fn remove_keeps_a_written_out_runc_entry_that_is_needed_or_edited() {
+        let added = add("version = 2\n");
+        let removed = remove_containerd_entry(&Some(added.clone()), HANDLER, false)
+            .unwrap()
+            .unwrap();
+        assert!(!removed.contains("runtimes.runc"), "{removed}");
+        // The operator added a runtime since: runc stays, or the CRI plugin
+        // would lose its default runtime.
+        let more = format!(
+            "{added}\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.kata]\n  runtime_type = \"io.containerd.kata.v2\"\n"
+        );
+        let removed = remove_containerd_entry(&Some(more), HANDLER, false)
+            .unwrap()
+            .unwrap();
+        assert!(removed.contains("runtimes.runc]"), "{removed}");
+        // The operator edited the runc entry: it stays.
+        let edited = added.replace(
+            "runtime_type = \"io.containerd.runc.v2\"\n",
+            "runtime_type = \"io.containerd.runc.v2\"\nprivileged_without_host_devices = true\n",
+        );
+        let removed = remove_containerd_entry(&Some(edited), HANDLER, false)
+            .unwrap()
+            .unwrap();
+        assert!(
+            removed.contains("privileged_without_host_devices"),
+            "{removed}"
+        );
     }
 
     #[test]

@@ -72,7 +72,8 @@ pub fn for_create(
             Ok(None) => "containerd holds no CRI record for this container".to_string(),
             Err(e) => format!("{e:#}"),
         },
-        None => "no containerd endpoint (not run by containerd's shim)".to_string(),
+        None => "no containerd socket known (the caller is not containerd's shim, or named none)"
+            .to_string(),
     };
     let image = image_groups(bundle, config, caller)?;
     Ok(Declared {

@@ -127,18 +127,57 @@ fn run_version(runtime: &Path) -> String {
 }
 
 /// Refuses when runc's look-up in the container's `/etc/group` would give
-/// the process other groups than `gids`, or when a mount of the spec hides
-/// the image's `/etc/group` (the pod's volume would then decide).
+/// the process other groups than `gids`, or when a mount of the spec may
+/// replace what runc reads there (the pod's volume would then decide): a
+/// mount whose destination, resolved in the image as runc resolves it, is a
+/// directory or symlink that the image's `/etc/group` resolves through.
+///
+/// A process that can write the file (or a directory on its way) could
+/// change it between this check and runc's read, as an exec probe runs again
+/// and again: that is refused too, for any process but uid 0 (which can do
+/// this to any file, and which a pod runs only where it trusts the image).
 pub fn check(root: &Path, config: &Config, gids: &[u32]) -> Result<()> {
-    if let Some(dest) = config
-        .mount_destinations
-        .iter()
-        .find(|d| covers_etc_group(d))
+    let unreadable = |e: std::io::Error| {
+        anyhow::anyhow!(
+            "resolving /etc/group in the image, in which the runtime (runc before 1.3) looks \
+             the gids up by name: {e}"
+        )
+    };
+    let group_path = rootfs::resolve_in_root(root, "/etc/group").map_err(unreadable)?;
+    for dest in &config.mount_destinations {
+        let resolved = rootfs::resolve_in_root(root, dest).map_err(unreadable)?;
+        if let Some(hit) = group_path
+            .visited
+            .iter()
+            .find(|v| is_within(v, &resolved.path))
+        {
+            bail!(
+                "a mount at {dest:?} replaces {hit} in the image, through which /etc/group \
+                 resolves; the runtime (runc before 1.3) looks the gids up by name there: \
+                 strict-groups cannot check the groups the process would get; use runc 1.3+ \
+                 or crun on this node, or do not mount over /etc/group"
+            );
+        }
+    }
+    let user = &config.user;
+    if user.uid != 0
+        && let Some(step) = std::iter::once("/")
+            .chain(group_path.visited.iter().map(String::as_str))
+            .find(|v| {
+                writable_by(
+                    &root.join(v.trim_start_matches('/')),
+                    user.uid,
+                    user.gid,
+                    gids,
+                )
+            })
     {
         bail!(
-            "a mount at {dest:?} replaces the image's /etc/group, in which the runtime (runc before \
-             1.3) looks the gids up by name: strict-groups cannot check the groups the process \
-             would get; use runc 1.3+ or crun on this node, or do not mount over /etc/group"
+            "{step} in the image is writable by the container's user ({}:{}): it could change \
+             /etc/group, in which the runtime (runc before 1.3) looks the gids up by name, after \
+             this check; use runc 1.3+ or crun on this node, or make it read-only in the image",
+            user.uid,
+            user.gid
         );
     }
     let group = rootfs::read_in_root(root, "/etc/group", IMAGE_FILE_CAP).map_err(|e| {
@@ -165,21 +204,29 @@ pub fn check(root: &Path, config: &Config, gids: &[u32]) -> Result<()> {
     Ok(())
 }
 
-/// Is `dest` (a mount destination inside the container) `/etc/group` or one
-/// of its directories?
-fn covers_etc_group(dest: &str) -> bool {
-    let mut parts: Vec<&str> = Vec::new();
-    for p in dest.split('/') {
-        match p {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            p => parts.push(p),
-        }
+/// May a process of `uid`, `gid` and supplementary `gids` write `path` (or,
+/// for a directory, replace what is in it)? Mode bits only; a symlink is
+/// not written through (its target is a step of its own).
+fn writable_by(path: &Path, uid: u32, gid: u32, gids: &[u32]) -> bool {
+    let Ok(m) = std::fs::symlink_metadata(path) else {
+        return false;
+    };
+    if m.file_type().is_symlink() {
+        return false;
     }
-    let target = ["etc", "group"];
-    parts.len() <= target.len() && parts.iter().zip(target).all(|(a, b)| *a == b)
+    let mode = m.mode();
+    (m.uid() == uid && mode & 0o200 != 0)
+        || ((m.gid() == gid || gids.contains(&m.gid())) && mode & 0o020 != 0)
+        || mode & 0o002 != 0
+}
+
+/// Is the in-root path `path` at or under `dir`?
+fn is_within(path: &str, dir: &str) -> bool {
+    dir == "/"
+        || path == dir
+        || path
+            .strip_prefix(dir)
+            .is_some_and(|rest| rest.starts_with('/'))
 }
 
 #[cfg(test)]
@@ -204,7 +251,20 @@ mod tests {
     }
 
     #[test]
-    fn mounts_over_etc_group() {
+    fn mounts_over_a_step_of_etc_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::create_dir_all(root.join("data")).unwrap();
+        let config = |dests: &[&str]| {
+            let mounts: Vec<serde_json::Value> = dests
+                .iter()
+                .map(|d| serde_json::json!({"destination": d}))
+                .collect();
+            crate::spec::parse_config(serde_json::json!({"mounts": mounts}).to_string().as_bytes())
+                .unwrap()
+        };
+        let refused = |dests: &[&str]| check(root, &config(dests), &[1000]).is_err();
         for d in [
             "/",
             "/etc",
@@ -214,16 +274,64 @@ mod tests {
             "/x/../etc/group",
             "/..",
         ] {
-            assert!(covers_etc_group(d), "{d}");
+            assert!(refused(&[d]), "{d}");
         }
-        for d in [
-            "/etc/hosts",
-            "/etcx",
-            "/data",
-            "/etc/group.d",
-            "/etc/group/x",
-        ] {
-            assert!(!covers_etc_group(d), "{d}");
+        for d in ["/etc/hosts", "/etcx", "/data", "/etc/group.d", "/proc"] {
+            assert!(!refused(&[d]), "{d}");
         }
+        // The image makes /etc/group a symlink into a directory a pod mounts.
+        std::os::unix::fs::symlink("/config/group", root.join("etc/group")).unwrap();
+        assert!(refused(&["/config"]));
+        // The image makes a mount point a symlink to /etc.
+        std::os::unix::fs::symlink("/etc", root.join("data/link")).unwrap();
+        assert!(refused(&["/data/link"]));
+        assert!(!refused(&["/data"]));
+    }
+
+    #[test]
+    fn a_group_file_the_user_can_write_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/group"), "alice:x:1000:\n").unwrap();
+        let user = |uid: u32, gid: u32| {
+            crate::spec::parse_config(
+                serde_json::json!({"process": {"user": {"uid": uid, "gid": gid}}})
+                    .to_string()
+                    .as_bytes(),
+            )
+            .unwrap()
+        };
+        let mode = |p: &str, m: u32| {
+            std::fs::set_permissions(root.join(p), std::fs::Permissions::from_mode(m)).unwrap()
+        };
+        let chown = |p: &str, u: u32, g: u32| {
+            std::os::unix::fs::chown(root.join(p), Some(u), Some(g)).unwrap()
+        };
+        chown("etc", 0, 0);
+        chown("etc/group", 0, 0);
+        mode("etc", 0o755);
+        mode("etc/group", 0o644);
+        assert!(check(root, &user(1000, 1000), &[1000]).is_ok());
+        // Group-writable by gid 0, the process's group (an OpenShift-style image).
+        mode("etc/group", 0o664);
+        assert!(check(root, &user(1000, 1000), &[1000]).is_ok());
+        assert!(check(root, &user(1000, 0), &[0]).is_err());
+        assert!(check(root, &user(1000, 1000), &[1000, 0]).is_err());
+        mode("etc/group", 0o644);
+        // Owned by the user; or its directory writable by all.
+        chown("etc/group", 1000, 1000);
+        assert!(check(root, &user(1000, 1000), &[1000]).is_err());
+        chown("etc/group", 0, 0);
+        mode("etc", 0o777);
+        assert!(check(root, &user(1000, 1000), &[1000]).is_err());
+        mode("etc", 0o755);
+        // The image's root directory: /etc could be renamed away.
+        mode(".", 0o777);
+        assert!(check(root, &user(1000, 1000), &[1000]).is_err());
+        mode(".", 0o755);
+        // uid 0 is not checked.
+        assert!(check(root, &user(0, 0), &[0]).is_ok());
     }
 }

@@ -102,3 +102,95 @@ fn kind_name(kind: SFlag) -> &'static str {
         _ => "of unknown type",
     }
 }
+
+/// A path resolved inside a rootfs: where it leads, and every in-root path
+/// the resolution went through (each directory and each symlink), so that a
+/// caller can tell whether a mount over any of them would change the result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Resolved {
+    pub path: String,
+    pub visited: Vec<String>,
+}
+
+/// Resolves `path` inside the rootfs at `root` as the kernel would with the
+/// rootfs as `/`: symlinks followed (absolute ones from the rootfs), `..`
+/// stopping at it. Nothing is opened, only `lstat` and `readlink` of paths
+/// whose every directory was found not to be a symlink. A missing component
+/// ends the walk; the rest is joined as it is (as a runtime creating a mount
+/// point would).
+pub fn resolve_in_root(root: &Path, path: &str) -> io::Result<Resolved> {
+    let mut todo: std::collections::VecDeque<String> =
+        path.split('/').map(str::to_string).collect();
+    let mut current: Vec<String> = Vec::new();
+    let mut visited = Vec::new();
+    let mut links = 0;
+    let mut missing = false;
+    while let Some(part) = todo.pop_front() {
+        match part.as_str() {
+            "" | "." => continue,
+            ".." => {
+                current.pop();
+                continue;
+            }
+            _ => current.push(part),
+        }
+        let in_root = format!("/{}", current.join("/"));
+        visited.push(in_root.clone());
+        if missing {
+            continue;
+        }
+        let host = root.join(&in_root[1..]);
+        match std::fs::symlink_metadata(&host) {
+            Ok(m) if m.file_type().is_symlink() => {
+                links += 1;
+                if links > 40 {
+                    return Err(io::Error::from_raw_os_error(libc::ELOOP));
+                }
+                let target = std::fs::read_link(&host)?;
+                let target = target.to_string_lossy();
+                current.pop();
+                if target.starts_with('/') {
+                    current.clear();
+                }
+                for (i, p) in target.split('/').enumerate() {
+                    todo.insert(i, p.to_string());
+                }
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => missing = true,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Resolved {
+        path: format!("/{}", current.join("/")),
+        visited,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    #[test]
+    fn resolution_stays_in_the_root_and_names_every_step() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        std::fs::create_dir_all(r.join("real/etc")).unwrap();
+        std::fs::write(r.join("real/etc/group"), "").unwrap();
+        symlink("/real/etc", r.join("etc")).unwrap();
+        symlink("../../../../config", r.join("real/link")).unwrap();
+        let got = resolve_in_root(r, "/etc/group").unwrap();
+        assert_eq!(got.path, "/real/etc/group");
+        assert_eq!(
+            got.visited,
+            ["/etc", "/real", "/real/etc", "/real/etc/group"]
+        );
+        // `..` stops at the root; a missing part ends the walk.
+        let got = resolve_in_root(r, "/real/link/group").unwrap();
+        assert_eq!(got.path, "/config/group");
+        assert_eq!(resolve_in_root(r, "/x/../../y").unwrap().path, "/y");
+        symlink("loop", r.join("loop")).unwrap();
+        assert!(resolve_in_root(r, "/loop").is_err());
+    }
+}

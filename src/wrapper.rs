@@ -131,6 +131,13 @@ impl Run<'_> {
     }
 
     fn create(&self) -> Result<()> {
+        if let Some(why) = &self.inv.ambiguous {
+            bail!(
+                "the {} command line can be read more than one way ({why}); strict-groups does \
+                 not guess which spec the runtime will use",
+                self.inv.command.as_deref().unwrap_or("")
+            );
+        }
         let spec = SpecFile::load_config(&self.inv.spec_path())?;
         let bundle = self.inv.bundle_dir();
         let plan = plan::for_create(
@@ -199,6 +206,9 @@ impl Run<'_> {
         if choice.effective == Policy::Merge {
             return Ok(());
         }
+        if self.node.mode == Mode::Enforce {
+            self.refuse_other_primary_gid(config, process.as_ref())?;
+        }
         let trivial = process
             .as_ref()
             .is_none_or(|p| plan::only_primary(p.user()));
@@ -266,6 +276,31 @@ impl Run<'_> {
             ),
             None => Decision::default(),
         })
+    }
+
+    /// An exec's primary group (`--user`'s, or the process file's) is one
+    /// the main process has: the CRI runtimes always ask for the container's.
+    fn refuse_other_primary_gid(
+        &self,
+        config: &crate::spec::Config,
+        process: Option<&SpecFile<crate::spec::User>>,
+    ) -> Result<()> {
+        let primary = match (&self.inv.user, process) {
+            (Some(user), _) => user
+                .split_once(':')
+                .map(|(_, g)| g.trim().parse::<u32>().ok()),
+            (None, Some(p)) => Some(Some(p.user().gid)),
+            (None, None) => None,
+        };
+        let main = &config.user;
+        match primary {
+            Some(Some(g)) if g == main.gid || main.additional_gids.contains(&g) => Ok(()),
+            None => Ok(()),
+            Some(g) => bail!(
+                "exec with primary group {}: the container's main process does not have this group",
+                g.map_or("(not a number)".to_string(), |g| g.to_string())
+            ),
+        }
     }
 
     /// runc before 1.3 looks each gid up by name in the container's

@@ -204,7 +204,49 @@ fn a_mount_over_etc_group_is_refused_on_runc() {
     let out = run_under(CONTAINERD_SHIM, &b);
     assert!(!out.status.success(), "{out:?}");
     assert!(
-        stderr(&out).contains("a mount at \"/etc/group\" replaces the image's /etc/group"),
+        stderr(&out).contains("a mount at \"/etc/group\" replaces /etc/group in the image"),
+        "{out:?}"
+    );
+}
+
+/// The image points /etc/group at a directory the pod mounts a volume on:
+/// the wrapper finds no /etc/group in the image, runc finds the volume's.
+#[test]
+fn an_image_symlink_into_a_pod_volume_is_refused_on_runc() {
+    require_root();
+    let spec = containerd_spec(&["id", "-G"], 1000, 1000, &[1000, 60000], &[]);
+    let volume = tempfile::tempdir().unwrap();
+    std::fs::write(volume.path().join("group"), "1000:x:0:\n").unwrap();
+    let with_volume = |b: &Bundle| {
+        std::fs::remove_file(b.path().join("rootfs/etc/group")).unwrap();
+        std::os::unix::fs::symlink("/config/group", b.path().join("rootfs/etc/group")).unwrap();
+        std::fs::create_dir_all(b.path().join("rootfs/config")).unwrap();
+        let mut spec: Value = serde_json::from_slice(&b.config_bytes()).unwrap();
+        spec["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": "/config", "type": "bind",
+            "source": volume.path(), "options": ["rbind", "ro"],
+        }));
+        std::fs::write(b.config_path(), spec.to_string()).unwrap();
+    };
+    // Bare runc 1.1: the pod's gid 1000 becomes group 0.
+    let b = Bundle::new("volume-bare", &kep_image(), &spec);
+    with_volume(&b);
+    let bare = std::process::Command::new("runc")
+        .arg("--root")
+        .arg(&b.root)
+        .args(["run", "--bundle"])
+        .arg(b.path())
+        .arg(&b.id)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&bare), "1000 0 60000", "{bare:?}");
+    let b = Bundle::new("volume", &kep_image(), &spec);
+    with_volume(&b);
+    let out = run_under(CONTAINERD_SHIM, &b);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        stderr(&out).contains("a mount at \"/config\" replaces /config in the image"),
         "{out:?}"
     );
 }

@@ -1,6 +1,7 @@
 //! The wrapper over real runc (and crun where it can run): real containers
 //! from a busybox rootfs, groups read with `id -G` inside the container.
-//! Here the wrapper is not run by containerd's shim, so the declared groups
+//! Here the wrapper runs under a stand-in named like containerd's shim that
+//! names no containerd socket, so the declared groups
 //! come from the rootfs fallback; `containerd_source.rs` covers the exact one.
 
 mod common;
