@@ -359,3 +359,66 @@ fn a_silent_containerd_costs_little_and_is_a_warning() {
     assert_eq!(b.decisions()[0]["source"], "rootfs");
     println!("silent containerd: create decided from the rootfs in {took:?}");
 }
+
+/// An exec may not pick a primary group the main process lacks: not with
+/// `--user uid:gid`, not in its process file.
+#[test]
+fn an_exec_with_another_primary_group_is_refused() {
+    require_root();
+    let spec = containerd_spec(&["sleep", "300"], 1000, 1000, &[1000, 60000], &[]);
+    let b = Bundle::new("exec-primary", &kep_image(), &spec);
+    assert!(status_detached(wrapper(&runc(), &create_args(&b))).success());
+    let exec = |extra: &[&str]| {
+        let mut args = b.globals();
+        args.push("exec".into());
+        args.extend(extra.iter().map(|s| s.to_string()));
+        output(wrapper(&runc(), &args))
+    };
+    let out = exec(&["--user", "1000:0", &b.id, "id", "-G"]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        stderr(&out).contains("exec with primary group 0"),
+        "{out:?}"
+    );
+    let out = exec(&["--user", "1000:60000", &b.id, "id", "-g"]);
+    assert_eq!(stdout(&out), "60000", "{out:?}");
+    let process = b.path().join("exec.json");
+    std::fs::write(
+        &process,
+        json!({"user": {"uid": 1000, "gid": 50000, "additionalGids": [50000]},
+               "args": ["id", "-G"], "cwd": "/", "env": ["PATH=/bin"]})
+        .to_string(),
+    )
+    .unwrap();
+    let out = exec(&["--process", &process.display().to_string(), &b.id]);
+    assert!(
+        stderr(&out).contains("exec with primary group 50000"),
+        "{out:?}"
+    );
+}
+
+/// A create line that runc and a simpler reading would take for different
+/// bundles is refused, not guessed.
+#[test]
+fn an_ambiguous_create_line_is_refused() {
+    require_root();
+    let spec = containerd_spec(&["id", "-G"], 1000, 1000, &[1000, 50000, 60000], &[]);
+    let b = Bundle::new("ambiguous", &kep_image(), &spec);
+    let before = b.config_bytes();
+    let mut args = b.globals();
+    args.extend([
+        "create".into(),
+        "--pid-file".into(),
+        "-g".into(),
+        b.id.clone(),
+        "--bundle".into(),
+        b.path().display().to_string(),
+    ]);
+    let out = output(wrapper(&runc(), &args));
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        stderr(&out).contains("can be read more than one way"),
+        "{out:?}"
+    );
+    assert_eq!(b.config_bytes(), before);
+}
