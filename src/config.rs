@@ -7,7 +7,13 @@
 //! mode = "enforce"                 # or "audit": decide and record, change nothing
 //! decision_log = "/var/log/strict-groups/decisions.log"  # optional JSON-lines file
 //! decision_log_max_bytes = 10485760  # rotated to <file>.1 beyond this size
+//!
+//! [runtimes]                       # more than one wrapped runtime on a node:
+//! strict-groups-nvidia = "/usr/bin/nvidia-container-runtime"
 //! ```
+//! Each runtime handler runs the wrapper by a path of its own (a link to the
+//! binary, named in the handler's `BinaryName`); a name listed under
+//! `[runtimes]` runs that real runtime, any other name runs `runtime`.
 //! A missing file means these defaults. A file that does not parse or holds
 //! a bad value is an error for create and exec (fail closed). A key this
 //! version does not know is a warning, not an error: a node config rolled out
@@ -58,6 +64,9 @@ pub struct NodeConfig {
     pub decision_log: Option<PathBuf>,
     /// Size beyond which `decision_log` is rotated to `<file>.1`.
     pub decision_log_max_bytes: u64,
+    /// The real runtime of each name the wrapper may be run by (its
+    /// argv\[0\]'s file name), beside `runtime`.
+    pub runtimes: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for NodeConfig {
@@ -69,6 +78,7 @@ impl Default for NodeConfig {
             mode: Mode::Enforce,
             decision_log: None,
             decision_log_max_bytes: 10 << 20,
+            runtimes: Default::default(),
         }
     }
 }
@@ -81,6 +91,7 @@ const KEYS: &[&str] = &[
     "mode",
     "decision_log",
     "decision_log_max_bytes",
+    "runtimes",
 ];
 
 /// A node config and what was wrong with it that did not stop it loading.
@@ -147,7 +158,7 @@ impl NodeConfig {
             .with_context(|| format!("node config {}", path.display()))?;
         let config = &loaded.config;
         anyhow::ensure!(
-            !config.runtime.is_empty(),
+            !config.runtime.is_empty() && config.runtimes.values().all(|r| !r.is_empty()),
             "node config {}: runtime is empty",
             path.display()
         );
@@ -165,13 +176,24 @@ impl NodeConfig {
     }
 }
 
+impl NodeConfig {
+    /// The real runtime for the wrapper run as `invoked_as` (its argv\[0\]'s
+    /// file name): the one `[runtimes]` names for it, else `runtime`.
+    pub fn runtime_for(&self, invoked_as: &str) -> &str {
+        self.runtimes
+            .get(invoked_as)
+            .map_or(self.runtime.as_str(), String::as_str)
+    }
+}
+
 /// The real runtime for a command the wrapper does not act on, whatever the
-/// node config holds: its `runtime` when that resolves, else the default
-/// runtime, with the reason for the fallback.
-pub fn passthrough_runtime(path: &Path) -> (String, Option<String>) {
+/// node config holds: its runtime for `invoked_as` when the file loads, else
+/// its `runtime` line when one can be read, else the default runtime; with
+/// the reason for a fallback.
+pub fn passthrough_runtime(path: &Path, invoked_as: &str) -> (String, Option<String>) {
     let default = NodeConfig::default().runtime;
     match NodeConfig::load_from(path) {
-        Ok(loaded) => (loaded.config.runtime, None),
+        Ok(loaded) => (loaded.config.runtime_for(invoked_as).to_string(), None),
         Err(e) => {
             // A file with a bad value elsewhere, or a syntax error on
             // another line, may still name the runtime.
@@ -312,13 +334,36 @@ mod tests {
         ];
         for (text, runtime, fell_back) in cases {
             std::fs::write(&p, text).unwrap();
-            let (got, why) = passthrough_runtime(&p);
+            let (got, why) = passthrough_runtime(&p, "strict-groups");
             assert_eq!(got, runtime, "{text:?}");
             assert_eq!(why.is_some(), fell_back, "{text:?}: {why:?}");
         }
         assert_eq!(
-            passthrough_runtime(&dir.path().join("absent.toml")),
+            passthrough_runtime(&dir.path().join("absent.toml"), "strict-groups"),
             ("runc".to_string(), None)
         );
+        std::fs::write(
+            &p,
+            "runtime = \"runc\"\n[runtimes]\nsg-nvidia = \"nvidia-container-runtime\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            passthrough_runtime(&p, "sg-nvidia").0,
+            "nvidia-container-runtime"
+        );
+    }
+
+    #[test]
+    fn a_runtime_per_name() {
+        let c = parse(
+            "runtime = \"runc\"\n[runtimes]\nstrict-groups-nvidia = \"/usr/bin/nvidia-container-runtime\"\n",
+        );
+        assert_eq!(c.runtime_for("strict-groups"), "runc");
+        assert_eq!(c.runtime_for("sg"), "runc");
+        assert_eq!(
+            c.runtime_for("strict-groups-nvidia"),
+            "/usr/bin/nvidia-container-runtime"
+        );
+        assert!(NodeConfig::parse("[runtimes]\nx = 1\n").is_err());
     }
 }

@@ -41,6 +41,11 @@ enum Target {
         /// The config file (k3s: /var/lib/rancher/k3s/agent/etc/containerd/config.toml.tmpl).
         #[arg(long, default_value = "/etc/containerd/config.toml")]
         config: PathBuf,
+        /// The runtime entry to copy and wrap (default: the CRI plugin's
+        /// default runtime). For a second wrapped runtime, give it its own
+        /// --handler and a --binary that links to strict-groups.
+        #[arg(long)]
+        wrap: Option<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -100,7 +105,11 @@ pub fn run(args: &Args) -> i32 {
 
 fn configure(args: &Args) -> Result<()> {
     match &args.target {
-        Target::Containerd { config, common } => {
+        Target::Containerd {
+            config,
+            wrap,
+            common,
+        } => {
             // A config that is a symlink is edited where it points (the
             // rename of an atomic replace would turn the link into a file).
             let config = &std::fs::canonicalize(config).unwrap_or_else(|_| config.clone());
@@ -109,19 +118,36 @@ fn configure(args: &Args) -> Result<()> {
             let new = if common.remove {
                 remove_containerd_entry(&old, &common.handler, is_template)
             } else {
-                add_containerd_entry(&old, &common.binary()?, &common.handler, is_template)
+                add_containerd_entry(
+                    &old,
+                    &common.binary()?,
+                    &common.handler,
+                    is_template,
+                    wrap.as_deref(),
+                )
             }
             .with_context(|| format!("editing {}", config.display()))?;
             apply(config, old.as_deref(), new.as_deref(), common)?;
-            if let Some(real) = old.as_deref().and_then(default_binary_name) {
-                if !common.remove {
-                    println!(
-                        "{}: the default runtime runs {real:?}: set runtime = {real:?} in {} \
-                         so that strict-groups runs it too",
-                        config.display(),
-                        crate::config::DEFAULT_PATH
-                    );
-                }
+            let real = old
+                .as_deref()
+                .and_then(|t| wrapped_binary_name(t, wrap.as_deref()));
+            if let (Some(real), false) = (real, common.remove) {
+                let binary = common.binary()?;
+                let name = Path::new(&binary)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let what = if name == "strict-groups" {
+                    format!("runtime = {real:?}")
+                } else {
+                    format!("[runtimes] {name} = {real:?}")
+                };
+                println!(
+                    "{}: the wrapped runtime runs {real:?}: set {what} in {} so that \
+                     strict-groups runs it too",
+                    config.display(),
+                    crate::config::DEFAULT_PATH
+                );
             }
             Ok(())
         }
@@ -303,6 +329,7 @@ pub fn add_containerd_entry(
     binary: &str,
     handler: &str,
     is_template: bool,
+    wrap: Option<&str>,
 ) -> Result<Option<String>> {
     let text = old.as_deref().unwrap_or("");
     if is_template && (text.contains("{{") || text.parse::<DocumentMut>().is_err()) {
@@ -328,8 +355,14 @@ pub fn add_containerd_entry(
         runc.insert("runtime_type", value(RUNC_V2));
         runtimes.insert(BUILTIN_RUNTIME, Item::Table(runc));
     }
-    // The serving runtime's table, if it is a runc shim; else runc's.
-    let source = [default.as_str(), BUILTIN_RUNTIME]
+    // The wrapped runtime's table (`--wrap`, else the serving one), if it is
+    // a runc shim; else runc's.
+    if let Some(name) = wrap
+        && !runtimes.contains_key(name)
+    {
+        bail!("there is no runtime entry {name:?} to wrap");
+    }
+    let source = [wrap.unwrap_or(default.as_str()), BUILTIN_RUNTIME]
         .into_iter()
         .filter(|name| *name != handler)
         .find_map(|name| {
@@ -390,20 +423,23 @@ fn copy_of(table: &dyn toml_edit::TableLike) -> Vec<(String, Item)> {
         .collect()
 }
 
-/// The real runtime that the node's default runtime entry runs: its
-/// `options.BinaryName` when it is set (nvidia-container-runtime on GPU
-/// nodes), which the node config's `runtime` must then name.
-pub fn default_binary_name(text: &str) -> Option<String> {
+/// The real runtime that the wrapped runtime entry (`wrap`, else the default
+/// one) runs: its `options.BinaryName` when it is set
+/// (nvidia-container-runtime on GPU nodes), which the node config must then
+/// name for strict-groups to run it.
+pub fn wrapped_binary_name(text: &str, wrap: Option<&str>) -> Option<String> {
     let doc: DocumentMut = text.parse().ok()?;
     let plugin = cri_plugin(&doc, text).ok()?;
     let containerd = doc.get("plugins")?.get(plugin)?.get("containerd")?;
-    let default = containerd
-        .get("default_runtime_name")
-        .and_then(Item::as_str)
-        .unwrap_or(BUILTIN_RUNTIME);
+    let wrapped = wrap.unwrap_or_else(|| {
+        containerd
+            .get("default_runtime_name")
+            .and_then(Item::as_str)
+            .unwrap_or(BUILTIN_RUNTIME)
+    });
     let name = containerd
         .get("runtimes")?
-        .get(default)?
+        .get(wrapped)?
         .get("options")?
         .get("BinaryName")?
         .as_str()?;
@@ -524,6 +560,7 @@ mod tests {
             "/usr/local/bin/strict-groups",
             HANDLER,
             false,
+            None,
         )
         .unwrap()
         .unwrap()
@@ -574,7 +611,7 @@ mod tests {
             ),
             "{out}"
         );
-        let err = add_containerd_entry(&Some("version = 4\n".into()), "/b", HANDLER, false)
+        let err = add_containerd_entry(&Some("version = 4\n".into()), "/b", HANDLER, false, None)
             .unwrap_err()
             .to_string();
         assert!(err.contains("unknown containerd config version 4"), "{err}");
@@ -588,6 +625,7 @@ mod tests {
             "/usr/local/bin/strict-groups",
             HANDLER,
             true,
+            None,
         )
         .unwrap()
         .unwrap();
@@ -597,6 +635,7 @@ mod tests {
             "/usr/local/bin/strict-groups",
             HANDLER,
             true,
+            None,
         )
         .unwrap()
         .unwrap();
@@ -647,6 +686,37 @@ mod tests {
             removed.contains("privileged_without_host_devices"),
             "{removed}"
         );
+    }
+
+    #[test]
+    fn a_second_runtime_is_wrapped_under_its_own_handler() {
+        let text = include_str!("../tests/configs/comments-and-runtimes.toml");
+        let out = add_containerd_entry(
+            &Some(text.into()),
+            "/usr/local/bin/strict-groups-nvidia",
+            "strict-groups-nvidia",
+            false,
+            Some("nvidia"),
+        )
+        .unwrap()
+        .unwrap();
+        let doc: toml::Table = toml::from_str(&out).unwrap();
+        let e = &doc["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]["strict-groups-nvidia"];
+        assert_eq!(e["privileged_without_host_devices"].as_bool(), Some(false));
+        assert_eq!(e["options"]["SystemdCgroup"].as_bool(), Some(true));
+        assert_eq!(
+            e["options"]["BinaryName"].as_str(),
+            Some("/usr/local/bin/strict-groups-nvidia")
+        );
+        assert_eq!(
+            wrapped_binary_name(text, Some("nvidia")).as_deref(),
+            Some("/usr/bin/nvidia-container-runtime")
+        );
+        assert_eq!(wrapped_binary_name(text, None), None);
+        let err = add_containerd_entry(&Some(text.into()), "/b", "x", false, Some("none"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no runtime entry \"none\""), "{err}");
     }
 
     #[test]

@@ -118,6 +118,11 @@ fn checks(args: &Args) -> Vec<Check> {
     let node = node_config(&args.root, &config_path, &mut out);
     if let Some(node) = &node {
         out.push(runtime_check(&args.root, &node.runtime));
+        for (name, runtime) in &node.runtimes {
+            let mut c = runtime_check(&args.root, runtime);
+            c.detail = format!("[runtimes] {name}: {}", c.detail);
+            out.push(c);
+        }
         if args.root == Path::new("/") {
             if let Ok(runtime) = runtime::resolve(&node.runtime) {
                 out.push(name_lookup_check(&runtime));

@@ -6,5 +6,12 @@ fn main() {
     if let Some(code) = strict_groups::commands::run_if_own(&args) {
         std::process::exit(code);
     }
-    std::process::exit(strict_groups::wrapper::run(&args));
+    // A runtime handler may run this binary by a name of its own (a link):
+    // the node config's [runtimes] names its real runtime.
+    let invoked_as = std::env::args_os()
+        .next()
+        .map(std::path::PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_default();
+    std::process::exit(strict_groups::wrapper::run(&invoked_as, &args));
 }

@@ -25,12 +25,13 @@ use crate::runtime;
 use crate::specfile::SpecFile;
 use crate::state;
 
-/// Runs the wrapper on `args` (argv without argv\[0\]). Returns only on
-/// failure, with the exit status.
-pub fn run(args: &[OsString]) -> i32 {
+/// Runs the wrapper on `args` (argv without argv\[0\]), run by the name
+/// `invoked_as` (argv\[0\]'s file name, which picks the real runtime).
+/// Returns only on failure, with the exit status.
+pub fn run(invoked_as: &str, args: &[OsString]) -> i32 {
     let inv = cli::scan(args);
     let target = inv.log_target();
-    let err = match prepare(&inv, &target) {
+    let err = match prepare(&inv, &target, invoked_as) {
         Ok(runtime) => runtime::exec(&runtime, args),
         Err(e) => e,
     };
@@ -39,13 +40,13 @@ pub fn run(args: &[OsString]) -> i32 {
 }
 
 /// Everything before the exec: returns the real runtime's path.
-fn prepare(inv: &Invocation, target: &Target) -> Result<PathBuf> {
+fn prepare(inv: &Invocation, target: &Target, invoked_as: &str) -> Result<PathBuf> {
     if inv.action() == Action::Passthrough {
-        return passthrough_runtime();
+        return passthrough_runtime(invoked_as);
     }
     let loaded = NodeConfig::load()?;
     let node = loaded.config;
-    let runtime = runtime::resolve(&node.runtime)?;
+    let runtime = runtime::resolve(node.runtime_for(invoked_as))?;
     check_log_writable(inv)?;
     for warning in &loaded.warnings {
         target.warn(warning);
@@ -73,8 +74,8 @@ fn prepare(inv: &Invocation, target: &Target) -> Result<PathBuf> {
 /// config when it names one that exists, else the default runtime, said on
 /// stderr and in syslog. A broken or newer node config never keeps a
 /// container from being stopped or deleted.
-fn passthrough_runtime() -> Result<PathBuf> {
-    let (name, fell_back) = config::passthrough_runtime(&NodeConfig::path());
+fn passthrough_runtime(invoked_as: &str) -> Result<PathBuf> {
+    let (name, fell_back) = config::passthrough_runtime(&NodeConfig::path(), invoked_as);
     let warn = |msg: String| {
         let msg = format!("{}warning: {msg}", log::PREFIX);
         log::syslog(4, &msg);

@@ -488,3 +488,60 @@ fn crun_kep_example() {
     assert!(out.status.success(), "{out:?}");
     assert_eq!(stdout(&out), "1000 60000");
 }
+
+/// Two wrapped runtimes on one node (runc, and a GPU runtime, say): each
+/// handler's `BinaryName` is its own link to the binary, and the node
+/// config's `[runtimes]` names the real runtime of each link.
+#[test]
+fn each_handler_runs_its_own_real_runtime() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("strict-groups-nvidia");
+    std::os::unix::fs::symlink(wrapper_bin(), &link).unwrap();
+    let calls = dir.path().join("calls");
+    let fake = dir.path().join("fake-nvidia-container-runtime");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = --version ] && {{ echo 'runc version 1.3.0'; exit 0; }}\necho \"$*\" >> {}\n",
+            calls.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let node = NodeConfig::new(&format!(
+        "runtime = \"runc\"\n[runtimes]\nstrict-groups-nvidia = \"{}\"\n",
+        fake.display()
+    ));
+    let spec = containerd_spec(&["true"], 1000, 1000, &[1000, 50000, 60000], &[]);
+    let b = Bundle::new("handlers", &kep_image(), &spec);
+    let run = |program: &str, args: &[String]| {
+        let mut cmd = under(CONTAINERD_SHIM, program, args);
+        cmd.env("STRICT_GROUPS_CONFIG", node.path())
+            .env_remove("TTRPC_ADDRESS")
+            .stdin(Stdio::null());
+        output(cmd)
+    };
+    let link = link.display().to_string();
+    let out = run(&link, &create_args(&b));
+    assert!(out.status.success(), "{out:?}");
+    let called = std::fs::read_to_string(&calls).unwrap();
+    assert!(
+        called.contains(&format!("create --bundle {}", b.path().display())),
+        "{called}"
+    );
+    // The decision was made as for any handler.
+    assert_eq!(b.decisions()[0]["removed"], serde_json::json!([50000]));
+    let mut state = b.globals();
+    state.extend(["state".into(), b.id.clone()]);
+    assert!(run(&link, &state).status.success());
+    assert!(
+        std::fs::read_to_string(&calls)
+            .unwrap()
+            .contains(&format!("state {}", b.id))
+    );
+    // By its own name the binary runs `runtime` (runc, which has no such container).
+    let out = run(&wrapper_bin(), &state);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("does not exist"), "{out:?}");
+}
