@@ -175,10 +175,10 @@ fn flag(arg: &OsStr) -> Option<(&[u8], Option<&[u8]>)> {
     })
 }
 
-/// The flags of `create`, `run` and `restore` as runc 1.1/1.2 define them
-/// (urfave/cli moves a command's own flags ahead of its arguments), with
-/// crun's `--config`/`-f` and the `--help` every runc command has.
-fn command_flags(command: &str) -> &'static [&'static str] {
+/// Is `name` a flag of `create`, `run` or `restore` as runc 1.1/1.2 define
+/// them (urfave/cli moves a command's own flags ahead of its arguments)?
+/// With crun's `--config`/`-f` and the `--help` every runc command has.
+fn is_flag_of(command: &str, name: &[u8]) -> bool {
     const CREATE: &[&str] = &[
         "bundle",
         "b",
@@ -193,24 +193,7 @@ fn command_flags(command: &str) -> &'static [&'static str] {
         "help",
         "h",
     ];
-    const RUN: &[&str] = &[
-        "bundle",
-        "b",
-        "console-socket",
-        "detach",
-        "d",
-        "keep",
-        "pid-file",
-        "no-subreaper",
-        "no-pivot",
-        "no-new-keyring",
-        "preserve-fds",
-        "pidfd-socket",
-        "config",
-        "f",
-        "help",
-        "h",
-    ];
+    const RUN_ALSO: &[&str] = &["detach", "d", "keep", "no-subreaper"];
     const RESTORE: &[&str] = &[
         "console-socket",
         "image-path",
@@ -235,12 +218,13 @@ fn command_flags(command: &str) -> &'static [&'static str] {
         "help",
         "h",
     ];
-    match command {
-        "create" => CREATE,
-        "run" => RUN,
-        "restore" => RESTORE,
+    let lists: &[&[&str]] = match command {
+        "create" => &[CREATE],
+        "run" => &[CREATE, RUN_ALSO],
+        "restore" => &[RESTORE],
         _ => &[],
-    }
+    };
+    lists.iter().any(|l| l.iter().any(|f| f.as_bytes() == name))
 }
 
 /// Scans the arguments that follow argv\[0\].
@@ -280,7 +264,7 @@ pub fn scan(args: &[OsString]) -> Invocation {
     // arguments for every command but `exec` and `ps`: `create ID --bundle B`
     // is `create --bundle B ID`.
     let rest = match inv.action() {
-        Action::Create => reorder(&args[i..], command_flags(&command)),
+        Action::Create => reorder(&args[i..], &command),
         _ => args[i..].to_vec(),
     };
     scan_command(&mut inv, &rest);
@@ -354,12 +338,12 @@ fn scan_command(inv: &mut Invocation, args: &[OsString]) {
 /// urfave/cli's `reorderArgs` (v1.22): each known flag, with the argument
 /// after it unless that is a flag too, moves ahead of the other arguments;
 /// a `--` ends the moving and stays in front of what follows.
-fn reorder(args: &[OsString], command_flags: &[&str]) -> Vec<OsString> {
+fn reorder(args: &[OsString], command: &str) -> Vec<OsString> {
     let mut flags = Vec::new();
     let mut rest = Vec::new();
     let mut may_be_value = false;
     for (i, arg) in args.iter().enumerate() {
-        let is_flag = is_command_flag(arg, command_flags);
+        let is_flag = is_command_flag(arg, command);
         if may_be_value && !is_flag {
             may_be_value = false;
             flags.push(arg.clone());
@@ -380,7 +364,7 @@ fn reorder(args: &[OsString], command_flags: &[&str]) -> Vec<OsString> {
 
 /// urfave/cli's `argIsFlag`: `-name`, `--name` or `--name=value` of a flag
 /// the command has.
-fn is_command_flag(arg: &OsStr, command_flags: &[&str]) -> bool {
+fn is_command_flag(arg: &OsStr, command: &str) -> bool {
     let bytes = arg.as_bytes();
     if bytes == b"-" || bytes == b"--" {
         return false;
@@ -392,7 +376,7 @@ fn is_command_flag(arg: &OsStr, command_flags: &[&str]) -> bool {
         return false;
     };
     let name = body.split(|&b| b == b'=').next().unwrap_or_default();
-    command_flags.iter().any(|f| f.as_bytes() == name)
+    is_flag_of(command, name)
 }
 
 fn record(inv: &mut Invocation, name: &[u8], value: OsString, in_command: bool) {

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -154,15 +153,7 @@ fn runc_would_turn_kept_gids_into_other_groups_so_the_create_is_refused() {
     // 50000 for the declared 1000 and 60000: the exposure is real here.
     let spec = containerd_spec(&["id", "-G"], 1000, 1000, &[1000, 60000], &[]);
     let b = Bundle::new("bare", &renaming_image(), &spec);
-    let bare = std::process::Command::new("runc")
-        .arg("--root")
-        .arg(&b.root)
-        .args(["run", "--bundle"])
-        .arg(b.path())
-        .arg(&b.id)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let bare = b.run_bare();
     assert_eq!(stdout(&bare), "1000 0 50000", "{bare:?}");
 
     let b = Bundle::new("renamed", &renaming_image(), &spec);
@@ -195,12 +186,7 @@ fn a_mount_over_etc_group_is_refused_on_runc() {
     let b = Bundle::new("mount", &kep_image(), &spec);
     let group = b.path().join("pods-group");
     std::fs::write(&group, "1000:x:0:\n").unwrap();
-    let mut spec: Value = serde_json::from_slice(&b.config_bytes()).unwrap();
-    spec["mounts"].as_array_mut().unwrap().push(json!({
-        "destination": "/etc/group", "type": "bind",
-        "source": group, "options": ["rbind", "ro"],
-    }));
-    std::fs::write(b.config_path(), spec.to_string()).unwrap();
+    b.add_bind_mount("/etc/group", &group);
     let out = run_under(CONTAINERD_SHIM, &b);
     assert!(!out.status.success(), "{out:?}");
     assert!(
@@ -221,25 +207,12 @@ fn an_image_symlink_into_a_pod_volume_is_refused_on_runc() {
         std::fs::remove_file(b.path().join("rootfs/etc/group")).unwrap();
         std::os::unix::fs::symlink("/config/group", b.path().join("rootfs/etc/group")).unwrap();
         std::fs::create_dir_all(b.path().join("rootfs/config")).unwrap();
-        let mut spec: Value = serde_json::from_slice(&b.config_bytes()).unwrap();
-        spec["mounts"].as_array_mut().unwrap().push(json!({
-            "destination": "/config", "type": "bind",
-            "source": volume.path(), "options": ["rbind", "ro"],
-        }));
-        std::fs::write(b.config_path(), spec.to_string()).unwrap();
+        b.add_bind_mount("/config", volume.path());
     };
     // Bare runc 1.1: the pod's gid 1000 becomes group 0.
     let b = Bundle::new("volume-bare", &kep_image(), &spec);
     with_volume(&b);
-    let bare = std::process::Command::new("runc")
-        .arg("--root")
-        .arg(&b.root)
-        .args(["run", "--bundle"])
-        .arg(b.path())
-        .arg(&b.id)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let bare = b.run_bare();
     assert_eq!(stdout(&bare), "1000 0 60000", "{bare:?}");
     let b = Bundle::new("volume", &kep_image(), &spec);
     with_volume(&b);

@@ -75,15 +75,7 @@ fn without_the_wrapper_the_image_group_is_there() {
     require_root();
     let spec = containerd_spec(&["id", "-G"], 1000, 1000, &[1000, 50000, 60000], &[]);
     let b = Bundle::new("bare", &kep_image(), &spec);
-    let out = std::process::Command::new("runc")
-        .arg("--root")
-        .arg(&b.root)
-        .args(["run", "--bundle"])
-        .arg(b.path())
-        .arg(&b.id)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let out = b.run_bare();
     assert_eq!(stdout(&out), "1000 50000 60000");
 }
 

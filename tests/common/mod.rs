@@ -164,6 +164,29 @@ impl Bundle {
         std::fs::write(self.config_path(), serde_json::to_vec(&spec).unwrap()).unwrap();
     }
 
+    /// Adds a bind mount of `source` at `destination` to config.json.
+    pub fn add_bind_mount(&self, destination: &str, source: &Path) {
+        let mut spec: Value = serde_json::from_slice(&self.config_bytes()).unwrap();
+        spec["mounts"].as_array_mut().unwrap().push(json!({
+            "destination": destination, "type": "bind",
+            "source": source, "options": ["rbind", "ro"],
+        }));
+        std::fs::write(self.config_path(), spec.to_string()).unwrap();
+    }
+
+    /// `runc run` of the bundle without the wrapper: what the runtime alone gives.
+    pub fn run_bare(&self) -> Output {
+        Command::new("runc")
+            .arg("--root")
+            .arg(&self.root)
+            .args(["run", "--bundle"])
+            .arg(self.path())
+            .arg(&self.id)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
     pub fn config_bytes(&self) -> Vec<u8> {
         std::fs::read(self.config_path()).unwrap()
     }
