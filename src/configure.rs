@@ -498,10 +498,14 @@ pub fn remove_containerd_entry(
 }
 
 /// The entry as text, for templates that are not plain TOML.
+///
+/// k3s and RKE2 render the template with their own values: runc gets
+/// `SystemdCgroup = {{ .SystemdCgroup }}` there (and no `Root`), so the entry
+/// takes the same expression and runs with the same cgroup driver as runc.
 fn template_block(binary: &str, handler: &str) -> String {
     let base = format!(r#"plugins."io.containerd.grpc.v1.cri".containerd.runtimes.{handler}"#);
     format!(
-        "{BEGIN}\n[{base}]\n  runtime_type = \"{RUNC_V2}\"\n  pod_annotations = [\"{ANNOTATION_PATTERN}\"]\n[{base}.options]\n  BinaryName = {}\n{END}\n",
+        "{BEGIN}\n[{base}]\n  runtime_type = \"{RUNC_V2}\"\n  pod_annotations = [\"{ANNOTATION_PATTERN}\"]\n[{base}.options]\n  BinaryName = {}\n  SystemdCgroup = {{{{ .SystemdCgroup }}}}\n{END}\n",
         toml_edit::Value::from(binary)
     )
 }
@@ -630,6 +634,10 @@ mod tests {
         .unwrap()
         .unwrap();
         assert!(out.starts_with(text) && out.contains(BEGIN), "{out}");
+        assert!(
+            out.contains("SystemdCgroup = {{ .SystemdCgroup }}"),
+            "{out}"
+        );
         let again = add_containerd_entry(
             &Some(out.clone()),
             "/usr/local/bin/strict-groups",

@@ -538,3 +538,72 @@ fn configured_corpus_loads_in_a_real_containerd() {
         err.lines().next().unwrap_or("")
     );
 }
+
+/// A k3s/RKE2 template with `{{ template "base" . }}`: the block configure
+/// appends renders, with Go's text/template as k3s renders it, to a config
+/// whose strict-groups entry has runc's cgroup driver, and that a real
+/// containerd loads.
+#[test]
+fn a_k3s_template_renders_with_runcs_cgroup_driver() {
+    common::require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let render = dir.path().join("render");
+    let out = Command::new("go")
+        .arg("build")
+        .arg("-o")
+        .arg(&render)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/k3s/render.go"))
+        .env("GO111MODULE", "off")
+        .env("GOCACHE", dir.path().join("gocache"))
+        .env("GOFLAGS", "")
+        .current_dir(dir.path())
+        .output()
+        .expect("go (golang-go)");
+    assert!(out.status.success(), "{out:?}");
+    let base = dir.path().join("base.toml");
+    std::fs::write(
+        &base,
+        "version = 2\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n[plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n  SystemdCgroup = {{ .SystemdCgroup }}\n",
+    )
+    .unwrap();
+    let template = dir.path().join("config.toml.tmpl");
+    std::fs::write(&template, "{{ template \"base\" . }}\n").unwrap();
+    let out = configure(&[
+        "containerd",
+        "--config",
+        template.to_str().unwrap(),
+        "--binary",
+        BINARY,
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    for systemd in ["true", "false"] {
+        let out = Command::new(&render)
+            .arg(&template)
+            .arg(systemd)
+            .arg(&base)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let rendered = String::from_utf8(out.stdout).unwrap();
+        let doc: toml::Table =
+            toml::from_str(&rendered).unwrap_or_else(|e| panic!("{e}\n{rendered}"));
+        let runtimes = runtimes(&doc).unwrap();
+        let want = Some(systemd == "true");
+        assert_eq!(runtimes["runc"]["options"]["SystemdCgroup"].as_bool(), want);
+        assert_eq!(
+            runtimes["strict-groups"]["options"]["SystemdCgroup"].as_bool(),
+            want,
+            "{rendered}"
+        );
+        let loaded = tempfile::Builder::new()
+            .prefix("sg-load")
+            .tempdir()
+            .unwrap();
+        let handlers = cri_of_containerd(&rendered, loaded.path())
+            .unwrap_or_else(|e| panic!("the CRI plugin did not load: {e}\n{rendered}"));
+        assert!(
+            handlers.iter().any(|h| h == "strict-groups"),
+            "{handlers:?}"
+        );
+    }
+}
