@@ -17,7 +17,8 @@ export STRICT_GROUPS_STATIC_BIN
 echo "== cargo test (unit, property, integration over runc/crun/containerd, install, packaging)"
 cargo test --locked -- --test-threads=4 \
   --skip pods_get_native_strict_groups_through_containerd --skip hostile_images_over_real_runc \
-  --skip image_files_parse_as_libcontainer_parses_them --skip configured_corpus_loads_in_a_real_containerd
+  --skip image_files_parse_as_libcontainer_parses_them --skip configured_corpus_loads_in_a_real_containerd \
+  --skip a_pod_runs_on_the_strict_groups_handler_of_each_configured_config
 
 # These two print a line per scenario: shown, not captured.
 echo "== end to end through containerd's CRI API: a line per scenario, handler and process"
@@ -26,8 +27,9 @@ echo "== hostile images over real runc: a line per case"
 cargo test --locked --test hostile hostile_images_over_real_runc -- --nocapture
 echo "== image files against runc's own parser (Go oracle from Debian's runc source)"
 cargo test --locked --test differential -- --nocapture
-echo "== configure's output loaded by a real containerd: a line per config"
+echo "== configure's output loaded by a real containerd, and a pod on it: a line per config"
 cargo test --locked --test configure configured_corpus_loads_in_a_real_containerd -- --nocapture
+cargo test --locked --test configure a_pod_runs_on_the_strict_groups_handler_of_each_configured_config -- --nocapture
 
 echo "== aarch64: static cross build, unit and property tests under qemu-user, packages"
 scripts/cross-arm64.sh

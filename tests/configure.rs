@@ -386,10 +386,10 @@ fn a_gpu_node_is_told_which_runtime_to_run() {
     assert!(runtimes(&doc).unwrap().get("runc").is_none());
 }
 
-/// A containerd started on `config` (node paths moved under `dir`): does its
-/// CRI plugin answer `Version`, and which runtime handlers does `Status` list?
-fn cri_of_containerd(config: &str, dir: &Path) -> Result<Vec<String>, String> {
-    use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+/// `config` with the node's own paths moved under `dir` (kind's base runtime
+/// spec written there), so that a test's containerd touches nothing of the
+/// host's.
+fn private_paths(config: &str, dir: &Path) -> String {
     let private = |p: &str| dir.join(p.trim_start_matches('/')).display().to_string();
     let config = config
         .replace("/var/lib/containerd", &private("/var/lib/containerd"))
@@ -401,11 +401,20 @@ fn cri_of_containerd(config: &str, dir: &Path) -> Result<Vec<String>, String> {
         .output()
         .unwrap();
     assert!(spec.status.success());
-    std::fs::rename(
-        private("/etc/containerd/config.json"),
-        private("/etc/containerd/cri-base.json"),
-    )
-    .unwrap();
+    // kind's base spec is containerd's default one: no terminal.
+    let mut base: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(private("/etc/containerd/config.json")).unwrap())
+            .unwrap();
+    base["process"]["terminal"] = serde_json::json!(false);
+    std::fs::write(private("/etc/containerd/cri-base.json"), base.to_string()).unwrap();
+    config
+}
+
+/// A containerd started on `config` (node paths moved under `dir`): does its
+/// CRI plugin answer `Version`, and which runtime handlers does `Status` list?
+fn cri_of_containerd(config: &str, dir: &Path) -> Result<Vec<String>, String> {
+    use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
+    let config = private_paths(config, dir);
     let file = dir.join("config.toml");
     std::fs::write(&file, config).unwrap();
     let socket = dir.join("containerd.sock");
@@ -605,5 +614,95 @@ fn a_k3s_template_renders_with_runcs_cgroup_driver() {
             handlers.iter().any(|h| h == "strict-groups"),
             "{handlers:?}"
         );
+    }
+}
+
+/// What a private test node needs on top of a node's config to run a pod
+/// here: its own root, state and socket, the local pause image, no stream
+/// port, cgroupfs (this VM runs no systemd), the sandbox's oom_score_adj
+/// kept (no CAP_SYS_RESOURCE).
+fn runnable_here(configured: &str, dir: &Path) -> String {
+    use toml_edit::{DocumentMut, Item, value};
+    let text = private_paths(configured, dir);
+    let mut doc: DocumentMut = text.parse().unwrap();
+    let path = |p: &str| dir.join(p).display().to_string();
+    doc["root"] = value(path("root"));
+    doc["state"] = value(path("state"));
+    doc["grpc"]["address"] = value(path("containerd.sock"));
+    doc["ttrpc"]["address"] = value(path("containerd.sock.ttrpc"));
+    let version = doc.get("version").and_then(Item::as_integer);
+    let plugin = strict_groups::runtime_entry::cri_plugin(version, false).unwrap();
+    let cri = &mut doc["plugins"][plugin];
+    cri["sandbox_image"] = value(common::cri::PAUSE_IMAGE);
+    cri["stream_server_address"] = value("127.0.0.1");
+    cri["stream_server_port"] = value("0");
+    cri["restrict_oom_score_adj"] = value(true);
+    cri["cni"]["bin_dir"] = value(path("cni/bin"));
+    cri["cni"]["conf_dir"] = value(path("cni/conf"));
+    if let Some(runtimes) = cri["containerd"]["runtimes"].as_table_like_mut() {
+        for (_, runtime) in runtimes.iter_mut() {
+            if runtime.get("options").is_some() {
+                runtime["options"]["SystemdCgroup"] = value(false);
+            }
+        }
+    }
+    doc["plugins"]["io.containerd.internal.v1.opt"]["path"] = value(path("opt"));
+    doc.to_string()
+}
+
+/// On each plain config of the corpus, configured by `configure`: a pod of
+/// KEP-3619's example runs on the strict-groups handler and gets Strict
+/// groups, main process and exec.
+#[test]
+fn a_pod_runs_on_the_strict_groups_handler_of_each_configured_config() {
+    use common::cri::{CriNode, PodSpec};
+    common::require_root();
+    let image = common::oci_image::OciImage::new("localhost/strict-groups-test/kep:1")
+        .file(
+            "/etc/passwd",
+            "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n",
+        )
+        .file(
+            "/etc/group",
+            "root:x:0:\nalice:x:1000:\ngroup-in-image:x:50000:alice\n",
+        );
+    let loadable =
+        |name: &str, text: &str| !name.ends_with(".tmpl") && !text.contains("version = 3");
+    for (name, original) in corpus().into_iter().filter(|(n, t)| loadable(n, t)) {
+        let mut node = CriNode::start_from(|path| {
+            std::fs::write(path, &original).unwrap();
+            let out = configure(&[
+                "containerd",
+                "--config",
+                path.to_str().unwrap(),
+                "--binary",
+                &wrapper_bin(),
+                "--no-backup",
+            ]);
+            assert!(out.status.success(), "{name}: {out:?}");
+            let configured = std::fs::read_to_string(path).unwrap();
+            std::fs::write(path, runnable_here(&configured, path.parent().unwrap())).unwrap();
+        });
+        node.import(&image);
+        let spec = PodSpec {
+            name: "kep".into(),
+            run_as_user: Some(1000),
+            supplemental_groups: vec![60000],
+            ..Default::default()
+        };
+        let pod = node
+            .run_pod("strict-groups", &spec)
+            .unwrap_or_else(|e| panic!("{name}: RunPodSandbox: {e}"));
+        let id = node
+            .start_container(&pod, "app", &image.name)
+            .unwrap_or_else(|e| panic!("{name}: start: {e}"));
+        let (main, exec) = node.groups(&id);
+        assert_eq!(
+            (&main[..], &exec[..]),
+            (&[1000, 60000][..], &[1000, 60000][..]),
+            "{name}"
+        );
+        node.remove_pod(&pod);
+        println!("{name:<36} pod on strict-groups: main {main:?}, exec {exec:?}");
     }
 }

@@ -160,6 +160,19 @@ pub struct Pod {
 
 impl CriNode {
     pub fn start() -> CriNode {
+        Self::start_from(|config| {
+            let dir = config.parent().unwrap();
+            let mut text = std::fs::read_to_string(config).unwrap();
+            text.push_str(&cri_config(dir));
+            std::fs::write(config, text).unwrap();
+            configure_runtime_entry(config);
+        })
+    }
+
+    /// A node whose containerd config `write_config` writes, at the path it
+    /// is given, over a minimal one naming the node's private root, state
+    /// and socket (in the same directory).
+    pub fn start_from(write_config: impl FnOnce(&Path)) -> CriNode {
         let state = tempfile::Builder::new()
             .prefix("sg-wrapper-config")
             .tempdir()
@@ -168,8 +181,8 @@ impl CriNode {
         let wrapper_config = state.join("config.toml");
         std::fs::write(&wrapper_config, "").unwrap();
         let containerd = PrivateContainerd::start_with(
-            cri_config,
-            configure_runtime_entry,
+            |_| String::new(),
+            write_config,
             &[("STRICT_GROUPS_CONFIG", wrapper_config.to_str().unwrap())],
         );
         let rt = tokio::runtime::Builder::new_current_thread()
