@@ -250,16 +250,24 @@ mod tests {
         assert!(looks_up_names("something else 9.9\n"));
     }
 
-    #[test]
-    fn mounts_over_a_step_of_etc_group() {
+    /// A scratch image root with an `/etc`; None (the test is skipped)
+    /// where openat2 is missing: qemu-user, which runs the aarch64 tests.
+    fn image_root() -> Option<tempfile::TempDir> {
         if !crate::rootfs::openat2_supported() {
-            // qemu-user (the aarch64 run) lacks openat2; x86_64 runs this.
             eprintln!("SKIP: this kernel or emulator has no openat2");
-            return;
+            return None;
         }
         let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        Some(dir)
+    }
+
+    #[test]
+    fn mounts_over_a_step_of_etc_group() {
+        let Some(dir) = image_root() else {
+            return;
+        };
         let root = dir.path();
-        std::fs::create_dir_all(root.join("etc")).unwrap();
         std::fs::create_dir_all(root.join("data")).unwrap();
         let config = |dests: &[&str]| {
             let mounts: Vec<serde_json::Value> = dests
@@ -295,15 +303,11 @@ mod tests {
 
     #[test]
     fn a_group_file_the_user_can_write_is_refused() {
-        if !crate::rootfs::openat2_supported() {
-            // qemu-user (the aarch64 run) lacks openat2; x86_64 runs this.
-            eprintln!("SKIP: this kernel or emulator has no openat2");
-            return;
-        }
         use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
+        let Some(dir) = image_root() else {
+            return;
+        };
         let root = dir.path();
-        std::fs::create_dir_all(root.join("etc")).unwrap();
         std::fs::write(root.join("etc/group"), "alice:x:1000:\n").unwrap();
         let user = |uid: u32, gid: u32| {
             crate::spec::parse_config(
