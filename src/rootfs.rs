@@ -3,15 +3,21 @@
 //!
 //! Every path component is resolved inside the rootfs by the kernel
 //! (`openat2` with `RESOLVE_IN_ROOT`), so no symlink, `..` or absolute link
-//! leaves it. The file is first opened with `O_PATH`, which neither blocks on a
-//! FIFO nor runs a device driver's open; only a regular file is then reopened
-//! for reading, and at most `cap` bytes are read.
+//! leaves it. Where the kernel has no `openat2` (before Linux 5.6: RHEL 8's
+//! 4.18, say; and qemu-user), the same resolution is done one component at a
+//! time from descriptors: each step `openat(O_PATH | O_NOFOLLOW)` from the
+//! directory already held, symlinks read and expanded by us, `..` taken from
+//! the stack of held directories (never opened, so it cannot climb out of a
+//! directory moved away meanwhile). The file is first opened with `O_PATH`,
+//! which neither blocks on a FIFO nor runs a device driver's open; only a
+//! regular file is then reopened for reading, and at most `cap` bytes are read.
 
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::path::Path;
 
+use nix::errno::Errno;
 use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
 use nix::sys::stat::{Mode, SFlag, fstat};
 
@@ -26,11 +32,10 @@ pub enum RootfsError {
     TooLarge(String, u64),
     #[error("reading {0} in the image: {1}")]
     Io(String, io::Error),
-    #[error("this kernel has no openat2 (Linux 5.6 or newer is needed to read image files safely)")]
-    NoOpenat2,
 }
 
-/// Does this kernel have `openat2` (Linux 5.6+), which safe image reads need?
+/// Does this kernel have `openat2` (Linux 5.6+)? Without it image files are
+/// resolved component by component (see the module's comment).
 pub fn openat2_supported() -> bool {
     let Ok(root) = File::open("/") else {
         return false;
@@ -44,7 +49,7 @@ pub fn openat2_supported() -> bool {
             drop(unsafe { OwnedFd::from_raw_fd(fd) });
             true
         }
-        Err(e) => e != nix::errno::Errno::ENOSYS,
+        Err(e) => e != Errno::ENOSYS,
     }
 }
 
@@ -56,10 +61,15 @@ pub fn read_in_root(root: &Path, path: &str, cap: u64) -> Result<Option<Vec<u8>>
     let how = OpenHow::new()
         .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    let fd = match openat2(root_fd.as_raw_fd(), path, how) {
-        Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd) },
-        Err(nix::errno::Errno::ENOENT) | Err(nix::errno::Errno::ENOTDIR) => return Ok(None),
-        Err(nix::errno::Errno::ENOSYS) => return Err(RootfsError::NoOpenat2),
+    let opened = match openat2(root_fd.as_raw_fd(), path, how) {
+        // SAFETY: openat2 returned a new descriptor that nothing else owns.
+        Ok(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+        Err(Errno::ENOSYS) => open_in_root_by_steps(&root_fd, path),
+        Err(e) => Err(e),
+    };
+    let fd = match opened {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => return Ok(None),
         Err(e) => return Err(Io(path.to_string(), e.into())),
     };
     let stat = fstat(fd.as_raw_fd()).map_err(|e| Io(path.to_string(), e.into()))?;
@@ -90,6 +100,87 @@ pub fn read_in_root(root: &Path, path: &str, cap: u64) -> Result<Option<Vec<u8>>
 }
 
 use RootfsError::{Io, Root};
+
+/// The most symlinks one resolution follows, as the kernel's limit.
+const MAX_LINKS: usize = 40;
+
+/// `openat2(root, path, O_PATH, RESOLVE_IN_ROOT)` done in user space, one
+/// component at a time: every step is opened `O_NOFOLLOW` relative to a
+/// directory descriptor already held, a symlink's target is expanded here
+/// (absolute targets from the root), and `..` pops the stack of held
+/// directories, stopping at the root. Nothing is ever resolved by the kernel
+/// across more than one component, so nothing leads out of the root.
+fn open_in_root_by_steps(root: &File, path: &str) -> Result<OwnedFd, Errno> {
+    if path.is_empty() {
+        return Err(Errno::ENOENT);
+    }
+    let o_path = OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let reopen = |dir: &OwnedFd| -> Result<OwnedFd, Errno> {
+        let fd = nix::fcntl::openat(Some(dir.as_raw_fd()), ".", o_path, Mode::empty())?;
+        // SAFETY: openat returned a new descriptor that nothing else owns.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+    let root_dir = {
+        let fd = nix::fcntl::openat(Some(root.as_raw_fd()), ".", o_path, Mode::empty())?;
+        // SAFETY: as above.
+        unsafe { OwnedFd::from_raw_fd(fd) }
+    };
+    // The directories walked through, the root first; the last is the
+    // current directory.
+    let mut dirs: Vec<OwnedFd> = vec![root_dir];
+    let mut todo: std::collections::VecDeque<String> =
+        path.split('/').map(str::to_string).collect();
+    let mut links = 0;
+    while let Some(part) = todo.pop_front() {
+        match part.as_str() {
+            "" | "." => {
+                if todo.is_empty() {
+                    return reopen(dirs.last().expect("the root stays"));
+                }
+                continue;
+            }
+            ".." => {
+                if dirs.len() > 1 {
+                    dirs.pop();
+                }
+                if todo.is_empty() {
+                    return reopen(dirs.last().expect("the root stays"));
+                }
+                continue;
+            }
+            _ => {}
+        }
+        let dir = dirs.last().expect("the root stays");
+        let raw = nix::fcntl::openat(Some(dir.as_raw_fd()), part.as_str(), o_path, Mode::empty())?;
+        // SAFETY: openat returned a new descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let kind = SFlag::from_bits_truncate(fstat(fd.as_raw_fd())?.st_mode) & SFlag::S_IFMT;
+        if kind == SFlag::S_IFLNK {
+            links += 1;
+            if links > MAX_LINKS {
+                return Err(Errno::ELOOP);
+            }
+            // An O_PATH descriptor of a symlink reads with an empty path.
+            let target = nix::fcntl::readlinkat(Some(fd.as_raw_fd()), "")?;
+            let target = target.to_string_lossy().into_owned();
+            if target.starts_with('/') {
+                dirs.truncate(1);
+            }
+            for (i, p) in target.split('/').enumerate() {
+                todo.insert(i, p.to_string());
+            }
+            continue;
+        }
+        if todo.is_empty() {
+            return Ok(fd);
+        }
+        if kind != SFlag::S_IFDIR {
+            return Err(Errno::ENOTDIR);
+        }
+        dirs.push(fd);
+    }
+    reopen(dirs.last().expect("the root stays"))
+}
 
 fn kind_name(kind: SFlag) -> &'static str {
     match kind {
@@ -171,6 +262,120 @@ pub fn resolve_in_root(root: &Path, path: &str) -> io::Result<Resolved> {
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;
+
+    /// A hostile tree: links out of the root by every route, loops, links
+    /// to links, `..` past the root, dangling links, files as directories.
+    fn hostile_tree() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path().join("root");
+        for d in ["etc", "real/etc", "a/b/c", "data"] {
+            std::fs::create_dir_all(r.join(d)).unwrap();
+        }
+        std::fs::write(dir.path().join("outside"), "host").unwrap();
+        std::fs::write(r.join("outside"), "image").unwrap();
+        std::fs::write(r.join("real/etc/group"), "g").unwrap();
+        std::fs::write(r.join("etc/passwd"), "p").unwrap();
+        for (link, target) in [
+            ("etc/group", "/real/etc/group"),
+            ("etc/abs", "/outside"),
+            ("etc/rel", "../../../../outside"),
+            ("etc/self", "."),
+            ("etc/up", ".."),
+            ("etc/loop", "loop"),
+            ("etc/chain1", "chain2"),
+            ("etc/chain2", "/etc/group"),
+            ("etc/dangling", "/nowhere/at/all"),
+            ("a/b/c/deep", "../../../../../../../etc/passwd"),
+            ("a/b/c/dir", "/real/etc"),
+            ("data/host-etc", "/etc/../../etc"),
+            ("data/proc", "/proc/self/root"),
+        ] {
+            symlink(target, r.join(link)).unwrap();
+        }
+        dir
+    }
+
+    fn identity(fd: &OwnedFd) -> (u64, u64) {
+        let st = fstat(fd.as_raw_fd()).unwrap();
+        (st.st_dev, st.st_ino)
+    }
+
+    /// Where the kernel has openat2, the step-by-step resolution reaches the
+    /// same inode (or fails the same way) for every path of a hostile tree.
+    #[test]
+    fn step_by_step_resolution_is_the_kernels() {
+        let dir = hostile_tree();
+        let root = File::open(dir.path().join("root")).unwrap();
+        let paths = [
+            "/etc/group",
+            "/etc/abs",
+            "/etc/rel",
+            "/etc/self/group",
+            "/etc/up/etc/passwd",
+            "/etc/loop",
+            "/etc/chain1",
+            "/etc/dangling",
+            "/a/b/c/deep",
+            "/a/b/c/dir/group",
+            "/data/host-etc/passwd",
+            "/data/proc",
+            "/../../outside",
+            "/etc/passwd/",
+            "/etc/passwd/x",
+            "/a/b/../b/c/./deep",
+            "etc/group",
+            "/",
+            "",
+            "/etc/group/..",
+            "/nothing/here",
+            "/a/b/c/../../../../../../outside",
+        ];
+        let how = OpenHow::new()
+            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        let mut compared = 0;
+        for path in paths {
+            let ours = open_in_root_by_steps(&root, path).map(|fd| identity(&fd));
+            match openat2(root.as_raw_fd(), path, how) {
+                Err(Errno::ENOSYS) => return eprintln!("SKIP: no openat2 to compare with"),
+                kernel => {
+                    // SAFETY: openat2 returned a new descriptor that nothing else owns.
+                    let kernel = kernel.map(|fd| identity(&unsafe { OwnedFd::from_raw_fd(fd) }));
+                    assert_eq!(ours, kernel, "{path}");
+                    compared += 1;
+                }
+            }
+        }
+        assert_eq!(compared, paths.len());
+    }
+
+    /// What the step-by-step resolution reads, on any kernel (also where
+    /// openat2 is missing, as under qemu-user): never the host's file.
+    #[test]
+    fn step_by_step_resolution_stays_in_the_root() {
+        let dir = hostile_tree();
+        let root = File::open(dir.path().join("root")).unwrap();
+        let read = |path: &str| -> Result<String, Errno> {
+            let fd = open_in_root_by_steps(&root, path)?;
+            let mut s = String::new();
+            File::open(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+                .unwrap()
+                .read_to_string(&mut s)
+                .unwrap();
+            Ok(s)
+        };
+        assert_eq!(read("/etc/group").unwrap(), "g");
+        assert_eq!(read("/etc/chain1").unwrap(), "g");
+        assert_eq!(read("/etc/abs").unwrap(), "image");
+        assert_eq!(read("/etc/rel").unwrap(), "image");
+        assert_eq!(read("/../../outside").unwrap(), "image");
+        assert_eq!(read("/a/b/c/deep").unwrap(), "p");
+        assert_eq!(read("/data/host-etc/passwd").unwrap(), "p");
+        assert_eq!(read("/etc/loop"), Err(Errno::ELOOP));
+        assert_eq!(read("/etc/dangling"), Err(Errno::ENOENT));
+        assert_eq!(read("/etc/passwd/x"), Err(Errno::ENOTDIR));
+        assert_eq!(read("/data/proc"), Err(Errno::ENOENT));
+    }
 
     #[test]
     fn resolution_stays_in_the_root_and_names_every_step() {
