@@ -29,10 +29,7 @@ impl Podman {
         // conmon passes the runtime only the environment containers.conf names.
         std::fs::write(
             d.join("containers.conf"),
-            format!(
-                "[engine]\nconmon_env_vars = [\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\", \"STRICT_GROUPS_CONFIG={}\"]\n",
-                d.join("strict-groups.toml").display()
-            ),
+            "[engine]\nconmon_env_vars = [\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\"]\n",
         )
         .unwrap();
         let p = Podman { dir };
@@ -45,11 +42,34 @@ impl Podman {
         std::fs::write(
             self.dir.path().join("strict-groups.toml"),
             format!(
-                "runtime = \"runc\"\ndecision_log = \"{}\"\n{text}",
+                "runtime = {:?}\ndecision_log = \"{}\"\n{text}",
+                bare_runtime(),
                 log.display()
             ),
         )
         .unwrap();
+    }
+
+    /// The runtime podman is given: the wrapper with this test's node
+    /// config. podman runs `start`, `kill` and `delete` itself with an
+    /// environment of its own, so the config path is set here, by a script
+    /// that execs the wrapper (conmon stays its parent).
+    fn wrapper(&self) -> String {
+        let script = self.dir.path().join("strict-groups");
+        if !script.exists() {
+            std::fs::write(
+                &script,
+                format!(
+                    "#!/bin/sh\nSTRICT_GROUPS_CONFIG={} exec {} \"$@\"\n",
+                    self.dir.path().join("strict-groups.toml").display(),
+                    wrapper_bin()
+                ),
+            )
+            .unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        script.display().to_string()
     }
 
     fn decision_log(&self) -> PathBuf {
@@ -129,10 +149,6 @@ impl Drop for Podman {
     }
 }
 
-fn wrapper_path() -> String {
-    wrapper_bin()
-}
-
 fn groups(out: &Output) -> String {
     assert!(out.status.success(), "{out:?}");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
@@ -146,11 +162,26 @@ const IMAGE: &str = "localhost/strict-groups-test/kep:1";
 fn through_podman_and_conmon() {
     let p = Podman::new("");
     p.import(IMAGE, &kep_image());
-    strict_groups_for_run_and_exec(&p);
-    refusals_reach_podman(&p);
+    let shown = strict_groups_for_run_and_exec(&p);
+    let refused = refusals_reach_podman(&p);
+    println!("result: {shown}; refused in podman's message: {refused}");
 }
 
-fn strict_groups_for_run_and_exec(p: &Podman) {
+/// The real runtime's absolute path (podman's `--runtime` needs one).
+fn bare_runtime() -> String {
+    let rt = test_runtime();
+    if rt.starts_with('/') {
+        return rt;
+    }
+    let out = Command::new("sh")
+        .args(["-c", &format!("command -v {rt}")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// What the groups were, for the summary line.
+fn strict_groups_for_run_and_exec(p: &Podman) -> String {
     let user = ["--user", "1000", "--group-add", "60000"];
     let run = |runtime: &str, extra: &[&str]| {
         let mut args: Vec<&str> = vec!["--rm"];
@@ -160,8 +191,10 @@ fn strict_groups_for_run_and_exec(p: &Podman) {
         p.run(runtime, &args)
     };
     // podman merges the image's group like the CRI runtimes do.
-    assert_eq!(groups(&run("/usr/sbin/runc", &[])), "1000 50000 60000");
-    assert_eq!(groups(&run(&wrapper_path(), &[])), "1000 60000");
+    let bare = groups(&run(&bare_runtime(), &[]));
+    assert_eq!(bare, "1000 50000 60000");
+    let wrapped = groups(&run(&p.wrapper(), &[]));
+    assert_eq!(wrapped, "1000 60000");
     let d = &p.decisions()[0];
     assert_eq!(d["caller"], "cri-o", "{d}");
     assert_eq!(d["source"], "rootfs", "{d}");
@@ -174,15 +207,15 @@ fn strict_groups_for_run_and_exec(p: &Podman) {
         "--annotation",
         "io.kubernetes.cri-o.ContainerType=sandbox",
     ];
-    assert_eq!(groups(&run(&wrapper_path(), &forged)), "1000 60000");
+    assert_eq!(groups(&run(&p.wrapper(), &forged)), "1000 60000");
 
     // An exec (conmon --exec) gets the main process's groups.
     let mut args = vec!["-d"];
     args.extend(user);
     args.extend([IMAGE, "sleep", "300"]);
-    let id = groups(&p.run(&wrapper_path(), &args));
-    let out = p.podman(&["exec", &id, "id", "-G"]);
-    assert_eq!(groups(&out), "1000 60000");
+    let id = groups(&p.run(&p.wrapper(), &args));
+    let exec = groups(&p.podman(&["exec", &id, "id", "-G"]));
+    assert_eq!(exec, "1000 60000");
     // An exec with its own --user: podman looks the user's groups up in the
     // image again (50000), which the wrapper removes.
     let out = p.podman(&["exec", "--user", "1000", &id, "id", "-G"]);
@@ -194,11 +227,15 @@ fn strict_groups_for_run_and_exec(p: &Podman) {
         .map(|d| d["removed"].clone())
         .collect();
     assert!(removed.contains(&serde_json::json!([50000])), "{removed:?}");
+    format!(
+        "podman run: bare {bare}, wrapped {wrapped} (forged annotations too); podman exec {exec}; D from the rootfs"
+    )
 }
 
-fn refusals_reach_podman(p: &Podman) {
+/// What was refused, for the summary line.
+fn refusals_reach_podman(p: &Podman) -> &'static str {
     let out = p.run(
-        &wrapper_path(),
+        &p.wrapper(),
         &[
             "--rm",
             "--user",
@@ -217,6 +254,11 @@ fn refusals_reach_podman(p: &Podman) {
         "{err}"
     );
 
+    // An image whose /etc/group renames the kept gids for runc 1.1 (other
+    // runtimes use the numbers).
+    if test_runtime() != "runc" {
+        return "a bad annotation";
+    }
     // An image whose /etc/group renames the kept gids for runc 1.1.
     let renaming = Image {
         passwd: kep_image().passwd,
@@ -225,7 +267,7 @@ fn refusals_reach_podman(p: &Podman) {
     let name = "localhost/strict-groups-test/renaming:1";
     p.import(name, &renaming);
     let out = p.run(
-        "/usr/sbin/runc",
+        &bare_runtime(),
         &[
             "--rm",
             "--user",
@@ -239,7 +281,7 @@ fn refusals_reach_podman(p: &Podman) {
     );
     assert_eq!(groups(&out), "1000 0 50000", "runc 1.1 renames the gids");
     let out = p.run(
-        &wrapper_path(),
+        &p.wrapper(),
         &[
             "--rm",
             "--user",
@@ -257,4 +299,5 @@ fn refusals_reach_podman(p: &Podman) {
         err.contains("would give the process the groups 0,50000"),
         "{err}"
     );
+    "a bad annotation, runc's renaming image"
 }

@@ -342,7 +342,7 @@ fn image_files_parse_as_libcontainer_parses_them() {
         }
     }
     println!(
-        "differential: {cases} generated cases (seed {seed}), {compared} look-ups compared with \
+        "result: {cases} generated cases (seed {seed}), {compared} look-ups compared with \
          libcontainer, 0 differences; {covered} removal sets cover the runtime's image groups"
     );
 }

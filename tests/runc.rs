@@ -32,14 +32,15 @@ fn id_groups(
     (stdout(&out), b)
 }
 
-fn runc() -> NodeConfig {
-    NodeConfig::runtime("runc")
+/// The node config naming the real runtime under test.
+fn real_runtime() -> NodeConfig {
+    NodeConfig::runtime(&test_runtime())
 }
 
 #[test]
 fn kep_example_image_group_is_removed() {
     let (groups, b) = id_groups(
-        &runc(),
+        &real_runtime(),
         &kep_image(),
         1000,
         1000,
@@ -83,7 +84,14 @@ fn without_the_wrapper_the_image_group_is_there() {
 fn declared_gid_the_image_also_grants_is_removed_by_the_rootfs_fallback() {
     // Without containerd's record, 50000 cannot be told from an image-only
     // group: fail closed, and say so.
-    let (groups, b) = id_groups(&runc(), &kep_image(), 1000, 1000, &[1000, 50000], &[]);
+    let (groups, b) = id_groups(
+        &real_runtime(),
+        &kep_image(),
+        1000,
+        1000,
+        &[1000, 50000],
+        &[],
+    );
     assert_eq!(groups, "1000");
     let note = b.decisions()[0]["note"].as_str().unwrap().to_string();
     assert!(
@@ -98,7 +106,7 @@ fn image_group_zero_is_removed() {
         group: Some("root:x:0:alice\nalice:x:1000:\n".into()),
         ..kep_image()
     };
-    let (groups, _) = id_groups(&runc(), &image, 1000, 1000, &[0, 1000], &[]);
+    let (groups, _) = id_groups(&real_runtime(), &image, 1000, 1000, &[0, 1000], &[]);
     assert_eq!(groups, "1000");
 }
 
@@ -106,7 +114,7 @@ fn image_group_zero_is_removed() {
 fn primary_fsgroup_and_volume_gids_are_kept() {
     // gid 50000 is alice's primary here: kept although the image lists it.
     let (groups, _) = id_groups(
-        &runc(),
+        &real_runtime(),
         &kep_image(),
         1000,
         50000,
@@ -127,7 +135,7 @@ fn no_etc_group_removes_nothing_and_leaves_the_file_untouched() {
     let b = Bundle::new("nogroup", &image, &spec);
     let before = b.config_bytes();
     let ino = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(b.config_path()).unwrap());
-    let out = run_container(&runc(), &b);
+    let out = run_container(&real_runtime(), &b);
     assert_eq!(stdout(&out), "1000 50000 60000");
     assert_eq!(b.config_bytes(), before);
     let ino_after =
@@ -140,7 +148,7 @@ fn no_etc_group_removes_nothing_and_leaves_the_file_untouched() {
 fn merge_annotation_needs_the_node_to_allow_it() {
     let merge = [(POLICY, "Merge")];
     let (groups, b) = id_groups(
-        &runc(),
+        &real_runtime(),
         &kep_image(),
         1000,
         1000,
@@ -172,7 +180,7 @@ fn sandbox_containers_are_passed_through() {
         ("io.kubernetes.cri.sandbox-id", &b.id),
     ]);
     let before = b.config_bytes();
-    let out = run_container(&runc(), &b);
+    let out = run_container(&real_runtime(), &b);
     assert_eq!(stdout(&out), "1000 50000");
     assert_eq!(b.config_bytes(), before);
     assert!(b.decisions().is_empty());
@@ -192,7 +200,7 @@ fn assert_refused(b: &Bundle, out: &std::process::Output, expect: &str) {
     assert!(msg.starts_with("strict-groups: "), "{msg}");
     assert!(msg.contains(expect), "{msg} lacks {expect:?}");
     assert!(stderr(out).contains(expect), "stderr: {}", stderr(out));
-    let state = std::process::Command::new("runc")
+    let state = std::process::Command::new(test_runtime())
         .arg("--root")
         .arg(&b.root)
         .args(["state", &b.id])
@@ -207,7 +215,7 @@ fn bad_annotation_value_is_refused() {
     let spec = containerd_spec(&["id"], 1000, 1000, &[1000, 50000], &[(POLICY, "strict")]);
     let b = Bundle::new("badann", &kep_image(), &spec);
     let before = b.config_bytes();
-    let out = run_container(&runc(), &b);
+    let out = run_container(&real_runtime(), &b);
     assert_refused(
         &b,
         &out,
@@ -238,7 +246,7 @@ fn malformed_config_is_refused() {
     ] {
         let b = Bundle::new(name, &kep_image(), &spec);
         std::fs::write(b.config_path(), &body).unwrap();
-        let out = run_container(&runc(), &b);
+        let out = run_container(&real_runtime(), &b);
         assert_refused(&b, &out, "config.json");
         assert_eq!(b.config_bytes(), body, "{name}");
     }
@@ -250,7 +258,7 @@ fn missing_bundle_is_refused() {
     let spec = containerd_spec(&["id"], 1000, 1000, &[1000], &[]);
     let b = Bundle::new("nobundle", &kep_image(), &spec);
     std::fs::remove_file(b.config_path()).unwrap();
-    let out = run_container(&runc(), &b);
+    let out = run_container(&real_runtime(), &b);
     assert_refused(&b, &out, "config.json");
 }
 
@@ -287,17 +295,31 @@ fn a_broken_node_config_never_blocks_stop_and_delete() {
     require_root();
     let spec = containerd_spec(&["sleep", "300"], 1000, 1000, &[1000, 50000], &[]);
     let b = Bundle::new("brokennode", &kep_image(), &spec);
-    assert!(status_detached(wrapper(&runc(), &create_args(&b))).success());
-    let broken = [
-        ("a bad value", "runtime = \"runc\"\nmode = \"enforcing\"\n"),
-        ("not TOML", "runtime = runc\n[[[\n"),
+    assert!(status_detached(wrapper(&real_runtime(), &create_args(&b))).success());
+    // The wrapper then runs the runtime its `runtime` line names, else the
+    // default (runc).
+    let rt = test_runtime();
+    let mut broken = vec![
         (
-            "a runtime that does not exist",
-            "runtime = \"/opt/none/runc\"\n",
+            "a bad value",
+            format!("runtime = {rt:?}\nmode = \"enforcing\"\n"),
         ),
+        ("not TOML", format!("runtime = {rt:?}\n[[[\n")),
     ];
+    if rt == "runc" {
+        broken.push((
+            "a runtime that does not exist",
+            "runtime = \"/opt/none/runc\"\n".into(),
+        ));
+        broken.push(("not TOML at all", "runtime = runc\n[[[\n".into()));
+    }
+    let version = std::process::Command::new(&rt)
+        .arg("--version")
+        .output()
+        .unwrap()
+        .stdout;
     for (what, text) in broken {
-        let node = NodeConfig::new(text);
+        let node = NodeConfig::new(&text);
         let run = |args: &[&str]| {
             let mut all = b.globals();
             all.extend(args.iter().map(|s| s.to_string()));
@@ -312,14 +334,14 @@ fn a_broken_node_config_never_blocks_stop_and_delete() {
         let state: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(state["id"], b.id.as_str(), "{what}");
         let out = output(wrapper(&node, &["--version".to_string()]));
-        assert!(stdout(&out).starts_with("runc version"), "{what}: {out:?}");
+        assert_eq!(out.stdout, version, "{what}: {out:?}");
         // create and exec fail closed.
         let other = Bundle::new("brokennode-create", &kep_image(), &spec);
         let out = run_container(&node, &other);
         assert!(!out.status.success(), "{what}: create ran");
     }
     // Then stop and delete the container through the worst of them.
-    let node = NodeConfig::new("runtime = runc\n[[[\n");
+    let node = NodeConfig::new(&format!("runtime = {rt:?}\n[[[\n"));
     let run = |args: &[&str]| {
         let mut all = b.globals();
         all.extend(args.iter().map(|s| s.to_string()));
@@ -331,7 +353,7 @@ fn a_broken_node_config_never_blocks_stop_and_delete() {
     assert!(!run(&["state", &b.id]).status.success());
 
     // A key from a newer release: create works, and says so.
-    let node = NodeConfig::new("runtime = \"runc\"\nfuture_setting = true\n");
+    let node = NodeConfig::new(&format!("runtime = {rt:?}\nfuture_setting = true\n"));
     let b = Bundle::new(
         "newerkey",
         &kep_image(),
@@ -368,7 +390,7 @@ fn text_log_format() {
         b.path().display().to_string(),
         b.id.clone(),
     ];
-    let out = output(wrapper(&runc(), &args));
+    let out = output(wrapper(&real_runtime(), &args));
     assert!(!out.status.success());
     let log = std::fs::read_to_string(b.log_path()).unwrap();
     assert!(log.starts_with("time=\""), "{log}");
@@ -383,7 +405,7 @@ fn text_log_format() {
 #[test]
 fn lifecycle_exec_and_passthrough() {
     require_root();
-    let config = runc();
+    let config = real_runtime();
     let spec = containerd_spec(&["sleep", "300"], 1000, 1000, &[1000, 50000, 60000], &[]);
     let b = Bundle::new("life", &kep_image(), &spec);
     let globals = b.globals();
@@ -420,12 +442,15 @@ fn lifecycle_exec_and_passthrough() {
         .unwrap();
     assert_eq!(exec_decision["removed"], serde_json::json!([50000]));
 
-    // runc's own exec flags cannot add a group the main process lacks.
+    // runc's own exec flags cannot add a group the main process lacks
+    // (crun has no such flag).
     let out = run(&["exec", "--additional-gids", "50000", &b.id, "id", "-G"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("does not have this group"), "{out:?}");
-    let out = run(&["exec", "-g", "60000", &b.id, "id", "-G"]);
-    assert_eq!(stdout(&out), "1000 60000", "{out:?}");
+    if test_runtime() == "runc" {
+        assert!(stderr(&out).contains("does not have this group"), "{out:?}");
+        let out = run(&["exec", "-g", "60000", &b.id, "id", "-G"]);
+        assert_eq!(stdout(&out), "1000 60000", "{out:?}");
+    }
 
     // Passthrough commands read no file: break config.json, they still work.
     std::fs::write(b.config_path(), "garbage").unwrap();
@@ -449,13 +474,37 @@ fn lifecycle_exec_and_passthrough() {
 #[test]
 fn version_and_help_are_the_runtimes() {
     for flag in ["--version", "--help", "features"] {
-        let ours = output(wrapper(&runc(), &[flag.to_string()]));
-        let theirs = std::process::Command::new("runc")
+        let ours = output(wrapper(&real_runtime(), &[flag.to_string()]));
+        let theirs = std::process::Command::new(test_runtime())
             .arg(flag)
             .output()
             .unwrap();
-        assert_eq!(ours.stdout, theirs.stdout, "{flag}");
+        assert_eq!(
+            comparable(&ours.stdout),
+            comparable(&theirs.stdout),
+            "{flag}"
+        );
         assert_eq!(ours.status.code(), theirs.status.code(), "{flag}");
+    }
+}
+
+/// A runtime's output as compared: youki prints `features` with its lists
+/// in a different order each run, so JSON lists are sorted first.
+fn comparable(stdout: &[u8]) -> String {
+    fn sorted(v: Value) -> Value {
+        match v {
+            Value::Array(a) => {
+                let mut a: Vec<Value> = a.into_iter().map(sorted).collect();
+                a.sort_by_key(|v| v.to_string());
+                Value::Array(a)
+            }
+            Value::Object(o) => Value::Object(o.into_iter().map(|(k, v)| (k, sorted(v))).collect()),
+            v => v,
+        }
+    }
+    match serde_json::from_slice::<Value>(stdout) {
+        Ok(v) => serde_json::to_string_pretty(&sorted(v)).unwrap(),
+        Err(_) => String::from_utf8_lossy(stdout).into_owned(),
     }
 }
 

@@ -9,6 +9,50 @@ use std::time::{Duration, Instant};
 use containerd_client::services::v1::containers_client::ContainersClient;
 use containerd_client::services::v1::{Container, CreateContainerRequest, container::Runtime};
 
+/// The directory of the containerd under test (`containerd`,
+/// `containerd-shim-runc-v2`, `ctr`), from `STRICT_GROUPS_CONTAINERD_DIR`;
+/// unset: the ones on PATH (Debian 12's containerd 1.6).
+fn containerd_dir() -> Option<PathBuf> {
+    std::env::var_os("STRICT_GROUPS_CONTAINERD_DIR").map(PathBuf::from)
+}
+
+/// The path of one of containerd's programs, `name`, of the containerd under test.
+pub fn containerd_program(name: &str) -> PathBuf {
+    match containerd_dir() {
+        Some(dir) => dir.join(name),
+        None => PathBuf::from(name),
+    }
+}
+
+/// The release of the containerd under test, as `--version` prints it
+/// ("1.7.24~ds1").
+pub fn containerd_release() -> String {
+    let out = Command::new(containerd_program("containerd"))
+        .arg("--version")
+        .output()
+        .expect("running containerd --version");
+    // "containerd github.com/containerd/containerd 1.7.24~ds1 ..."
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split_whitespace()
+        .nth(2)
+        .unwrap_or_else(|| panic!("containerd --version: {text}"))
+        .trim_start_matches('v')
+        .to_string()
+}
+
+/// The version of the containerd under test, as (major, minor).
+pub fn containerd_version() -> (u32, u32) {
+    let text = containerd_release();
+    let mut parts = text.split(['.', '~', '-']);
+    let mut next = || -> u32 {
+        parts
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("containerd --version: {text}"))
+    };
+    (next(), next())
+}
+
 pub struct PrivateContainerd {
     pub dir: tempfile::TempDir,
     child: Child,
@@ -56,8 +100,13 @@ impl PrivateContainerd {
             .create(true)
             .open(d.join("containerd.log"))
             .unwrap();
-        Command::new("containerd")
-            .arg("--config")
+        let mut cmd = Command::new(containerd_program("containerd"));
+        // containerd finds its shim on PATH: the one of the same release.
+        if let Some(dir) = containerd_dir() {
+            let path = std::env::var("PATH").unwrap_or_default();
+            cmd.env("PATH", format!("{}:{path}", dir.display()));
+        }
+        cmd.arg("--config")
             .arg(d.join("config.toml"))
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(log.try_clone().unwrap())

@@ -11,7 +11,7 @@ use k8s_cri::v1 as cri;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use tonic::transport::Channel;
 
-use super::containerd::PrivateContainerd;
+use super::containerd::{PrivateContainerd, containerd_program};
 use super::oci_image::OciImage;
 use super::wrapper_bin;
 
@@ -25,6 +25,8 @@ pub struct CriNode {
     pub containerd: PrivateContainerd,
     /// The wrapper's node config, rewritten by tests between scenarios.
     pub wrapper_config: PathBuf,
+    /// The wrapper's decision log (JSON lines), named by every node config.
+    pub decision_log: PathBuf,
     pods: Vec<String>,
 }
 
@@ -179,6 +181,7 @@ impl CriNode {
             .unwrap()
             .keep();
         let wrapper_config = state.join("config.toml");
+        let decision_log = state.join("decisions.log");
         std::fs::write(&wrapper_config, "").unwrap();
         let containerd = PrivateContainerd::start_with(
             |_| String::new(),
@@ -200,8 +203,10 @@ impl CriNode {
             client,
             containerd,
             wrapper_config,
+            decision_log,
             pods: Vec::new(),
         };
+        node.set_wrapper_config("");
         node.wait_cri_ready();
         node.import(&pause_image());
         node
@@ -217,7 +222,7 @@ impl CriNode {
 
     /// Imports an OCI image archive with `ctr`.
     pub fn import_archive(&self, archive: &Path) {
-        let out = Command::new("ctr")
+        let out = Command::new(containerd_program("ctr"))
             .arg("--address")
             .arg(self.containerd.socket())
             .args(["--namespace", "k8s.io", "images", "import"])
@@ -233,8 +238,22 @@ impl CriNode {
     }
 
     /// Sets the wrapper's node config (read on every call of the wrapper).
+    /// Every config names the node's decision log.
     pub fn set_wrapper_config(&self, toml: &str) {
-        std::fs::write(&self.wrapper_config, toml).unwrap();
+        let log = format!(
+            "decision_log = {:?}\n",
+            self.decision_log.display().to_string()
+        );
+        std::fs::write(&self.wrapper_config, log + toml).unwrap();
+    }
+
+    /// The decisions the wrapper logged on this node, in order.
+    pub fn decisions(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.decision_log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("a decision log line is JSON"))
+            .collect()
     }
 
     /// Restarts containerd; reconnects the CRI client.

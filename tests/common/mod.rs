@@ -21,6 +21,12 @@ pub const WRAPPER: &str = env!("CARGO_BIN_EXE_strict-groups");
 pub fn wrapper_bin() -> String {
     std::env::var("STRICT_GROUPS_BIN").unwrap_or_else(|_| WRAPPER.to_string())
 }
+/// The real runtime the container tests run under the wrapper and bare:
+/// `STRICT_GROUPS_TEST_RUNTIME` (runc, crun, youki or a path), else runc.
+pub fn test_runtime() -> String {
+    std::env::var("STRICT_GROUPS_TEST_RUNTIME").unwrap_or_else(|_| "runc".to_string())
+}
+
 pub const POLICY: &str = "strict-groups.io/supplemental-groups-policy";
 
 /// The static busybox that Debian's `busybox-static` installs.
@@ -176,7 +182,7 @@ impl Bundle {
 
     /// `runc run` of the bundle without the wrapper: what the runtime alone gives.
     pub fn run_bare(&self) -> Output {
-        Command::new("runc")
+        Command::new(test_runtime())
             .arg("--root")
             .arg(&self.root)
             .args(["run", "--bundle"])
@@ -227,7 +233,7 @@ impl Bundle {
 
 impl Drop for Bundle {
     fn drop(&mut self) {
-        for runtime in ["runc", "crun"] {
+        for runtime in ["runc".to_string(), "crun".to_string(), test_runtime()] {
             let _ = Command::new(runtime)
                 .arg("--root")
                 .arg(&self.root)
