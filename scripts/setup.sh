@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs what building, packaging and testing strict-groups needs on
 # Debian 12, as root:
-# - the runtimes it wraps (runc, crun), containerd for the end-to-end tests,
-#   busybox-static for the test images, protoc for containerd's API, Go for
-#   the OCI conformance suite, GNU time for the benchmark, rpm/cpio to check
-#   the .rpm;
+# - the runtimes it wraps (runc, crun), containerd 1.6 and podman for the
+#   end-to-end tests, busybox-static for the test images, protoc for
+#   containerd's API, Go for the OCI conformance suite and runc's Go source
+#   for the parser oracle, GNU time for the benchmark, rpm/cpio to check the
+#   .rpm, libseccomp-dev to build youki;
 # - the aarch64 cross toolchain: Debian's Rust (rustc-web, cargo-web) with
 #   the arm64 standard library, gcc-aarch64-linux-gnu, qemu-user-static;
-# - cargo-deb and cargo-generate-rpm.
+# - cargo-deb and cargo-generate-rpm;
+# - the other stacks the tests run on, under .tools/: containerd 1.7 from
+#   Debian 13's package (download only) and youki from crates.io.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
@@ -17,7 +20,7 @@ if ! dpkg --print-foreign-architectures | grep -qx arm64; then
   dpkg --add-architecture arm64
 fi
 packages=(runc crun containerd podman busybox-static protobuf-compiler golang-go golang-github-opencontainers-runc-dev jq time rpm cpio
-  ca-certificates rustc-web cargo-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu
+  file libseccomp-dev pkg-config ca-certificates rustc-web cargo-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu
   libc6-dev-arm64-cross qemu-user-static)
 missing=()
 for p in "${packages[@]}"; do have "$p" || missing+=("$p"); done
@@ -38,4 +41,7 @@ cargo --version
 for tool in cargo-deb cargo-generate-rpm; do
   command -v "$tool" >/dev/null || cargo install --locked --quiet "$tool"
 done
+scripts_dir=$(dirname "$0")
+"$scripts_dir/fetch-containerd-1.7.sh" >/dev/null
+"$scripts_dir/build-youki.sh" >/dev/null
 echo "setup: done"
