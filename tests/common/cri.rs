@@ -12,6 +12,7 @@ use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use tonic::transport::Channel;
 
 use super::containerd::{PrivateContainerd, containerd_program};
+use super::native_strict;
 use super::oci_image::OciImage;
 use super::wrapper_bin;
 
@@ -22,6 +23,7 @@ pub struct CriNode {
     // Field order is drop order: the client and runtime go before containerd.
     rt: tokio::runtime::Runtime,
     client: RuntimeServiceClient<Channel>,
+    channel: Channel,
     pub containerd: PrivateContainerd,
     /// The wrapper's node config, rewritten by tests between scenarios.
     pub wrapper_config: PathBuf,
@@ -87,6 +89,9 @@ pub struct PodSpec {
     /// `supplementalGroups`, its `fsGroup` and its volumes' gids.
     pub supplemental_groups: Vec<i64>,
     pub annotations: Vec<(String, String)>,
+    /// `supplementalGroupsPolicy: Strict`, KEP-3619's own field (containerd
+    /// 2.0+ acts on it; older ones ignore it).
+    pub native_strict: bool,
 }
 
 impl PodSpec {
@@ -192,15 +197,15 @@ impl CriNode {
             .enable_all()
             .build()
             .unwrap();
-        let client = rt.block_on(async {
-            let channel = containerd_client::connect(containerd.socket())
+        let channel = rt.block_on(async {
+            containerd_client::connect(containerd.socket())
                 .await
-                .expect("connecting to containerd's CRI socket");
-            RuntimeServiceClient::new(channel)
+                .expect("connecting to containerd's CRI socket")
         });
         let mut node = CriNode {
             rt,
-            client,
+            client: RuntimeServiceClient::new(channel.clone()),
+            channel,
             containerd,
             wrapper_config,
             decision_log,
@@ -260,9 +265,10 @@ impl CriNode {
     pub fn restart_containerd(&mut self) {
         self.containerd.restart();
         let socket = self.containerd.socket();
-        self.client = self.rt.block_on(async {
-            RuntimeServiceClient::new(containerd_client::connect(socket).await.unwrap())
-        });
+        self.channel = self
+            .rt
+            .block_on(async { containerd_client::connect(socket).await.unwrap() });
+        self.client = RuntimeServiceClient::new(self.channel.clone());
         self.wait_cri_ready();
     }
 
@@ -292,11 +298,22 @@ impl CriNode {
             config: Some(config.clone()),
             runtime_handler: handler.into(),
         };
-        let id = self
-            .rt
-            .block_on(self.client.run_pod_sandbox(req))?
-            .into_inner()
-            .pod_sandbox_id;
+        let id = if spec.native_strict {
+            let body = native_strict::run_pod_sandbox(&req);
+            let method = "/runtime.v1.RuntimeService/RunPodSandbox";
+            self.rt
+                .block_on(native_strict::call::<cri::RunPodSandboxResponse>(
+                    self.channel.clone(),
+                    method,
+                    body,
+                ))?
+                .pod_sandbox_id
+        } else {
+            self.rt
+                .block_on(self.client.run_pod_sandbox(req))?
+                .into_inner()
+                .pod_sandbox_id
+        };
         self.pods.push(id.clone());
         Ok(Pod {
             id,
@@ -343,11 +360,22 @@ impl CriNode {
             config: Some(config),
             sandbox_config: Some(pod.config.clone()),
         };
-        let id = self
-            .rt
-            .block_on(self.client.create_container(req))?
-            .into_inner()
-            .container_id;
+        let id = if pod.spec.native_strict {
+            let body = native_strict::create_container(&req);
+            let method = "/runtime.v1.RuntimeService/CreateContainer";
+            self.rt
+                .block_on(native_strict::call::<cri::CreateContainerResponse>(
+                    self.channel.clone(),
+                    method,
+                    body,
+                ))?
+                .container_id
+        } else {
+            self.rt
+                .block_on(self.client.create_container(req))?
+                .into_inner()
+                .container_id
+        };
         self.rt
             .block_on(self.client.start_container(cri::StartContainerRequest {
                 container_id: id.clone(),

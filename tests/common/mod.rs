@@ -5,6 +5,7 @@
 
 pub mod containerd;
 pub mod cri;
+pub mod native_strict;
 pub mod oci_image;
 
 use std::os::unix::fs::symlink;
