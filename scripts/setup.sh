@@ -9,8 +9,9 @@
 # - the aarch64 cross toolchain: Debian's Rust (rustc-web, cargo-web) with
 #   the arm64 standard library, gcc-aarch64-linux-gnu, qemu-user-static;
 # - cargo-deb and cargo-generate-rpm;
-# - the other stacks the tests run on, under .tools/: containerd 1.7 from
-#   Debian 13's package (download only) and youki from crates.io.
+# - the other stacks the tests run on, under .tools/: containerd 1.7 and 2.1
+#   from Debian 13's and Debian unstable's packages (download only) and youki
+#   from crates.io.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
@@ -42,6 +43,7 @@ for tool in cargo-deb cargo-generate-rpm; do
   command -v "$tool" >/dev/null || cargo install --locked --quiet "$tool"
 done
 scripts_dir=$(dirname "$0")
-"$scripts_dir/fetch-containerd-1.7.sh" >/dev/null
+"$scripts_dir/fetch-containerd.sh" 1.7 >/dev/null
+"$scripts_dir/fetch-containerd.sh" 2 >/dev/null
 "$scripts_dir/build-youki.sh" >/dev/null
 echo "setup: done"

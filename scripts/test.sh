@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The full test suite, as root: unit and property tests, integration tests
-# over real runc, crun and youki containers, private containerd 1.6 and 1.7
-# instances driven through the CRI API (with the x86_64 and the aarch64
-# binary), podman over conmon, then the conformance checks. Exits non-zero on
+# over real runc, crun and youki containers, private containerd 1.6, 1.7 and
+# 2.1 instances driven through the CRI API (with the x86_64 and the aarch64
+# binary; on 2.1 against KEP-3619's own Strict), podman over conmon, then the conformance checks. Exits non-zero on
 # the first failure. Writes target/what-ran.md: a row per stack, what ran on
 # it and what it showed (the README's table).
 set -euo pipefail
@@ -17,7 +17,8 @@ fi
 STRICT_GROUPS_STATIC_BIN=$PWD/$(scripts/build-release.sh)
 export STRICT_GROUPS_STATIC_BIN
 # The other stacks (setup.sh fetched or built them; these print their paths).
-containerd17=$(scripts/fetch-containerd-1.7.sh)
+containerd17=$(scripts/fetch-containerd.sh 1.7)
+containerd2=$(scripts/fetch-containerd.sh 2)
 youki=$(scripts/build-youki.sh)
 
 version_of() { # the first version-looking word `$@` prints
@@ -28,6 +29,7 @@ crun_v="crun $(version_of crun --version)"
 youki_v="youki $(version_of "$youki" --version)"
 ctd16_v="containerd $(version_of containerd --version)"
 ctd17_v="containerd $(version_of "$containerd17/containerd" --version)"
+ctd2_v="containerd $(version_of "$containerd2/containerd" --version)"
 
 table=$PWD/target/what-ran.md
 mkdir -p target
@@ -39,7 +41,7 @@ recorded() {
   shift 2
   log=$(mktemp)
   "$@" 2>&1 | tee "$log"
-  shown=$(grep -a '^result: ' "$log" | tail -1 | cut -c9-)
+  shown=$(grep -a '^result: ' "$log" | tail -1 | cut -c9-) || true
   if [ -z "$shown" ]; then
     shown=$(grep -a '^test result: ' "$log" | awk '{ p += $4; f += $6 } END { printf "%d tests passed, %d failed", p, f }')
   fi
@@ -91,9 +93,14 @@ registered=$(scripts/qemu-aarch64.sh register)
 arm64_bin=$deb_root/usr/bin/strict-groups
 file -L "$arm64_bin" | grep -q aarch64
 
-# These print a line per scenario: shown, not captured.
-for ctd in 16 17; do
-  if [ $ctd = 16 ]; then ctd_dir=; ctd_v=$ctd16_v; else ctd_dir=$containerd17; ctd_v=$ctd17_v; fi
+# These print a line per scenario: shown, not captured. containerd 2 also
+# runs each pod with KEP-3619's own Strict, the reference.
+for ctd in 16 17 2; do
+  case $ctd in
+  16) ctd_dir=; ctd_v=$ctd16_v ;;
+  17) ctd_dir=$containerd17; ctd_v=$ctd17_v ;;
+  2) ctd_dir=$containerd2; ctd_v=$ctd2_v ;;
+  esac
   for arch in x86_64 aarch64; do
     if [ $arch = x86_64 ]; then bin=$PWD/target/debug/strict-groups; else bin=$arm64_bin; fi
     echo "== $ctd_v, $arch binary: end to end through the CRI API, a line per scenario, handler and process"

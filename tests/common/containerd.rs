@@ -11,9 +11,11 @@ use containerd_client::services::v1::{Container, CreateContainerRequest, contain
 
 /// The directory of the containerd under test (`containerd`,
 /// `containerd-shim-runc-v2`, `ctr`), from `STRICT_GROUPS_CONTAINERD_DIR`;
-/// unset: the ones on PATH (Debian 12's containerd 1.6).
+/// unset or empty: the ones on PATH (Debian 12's containerd 1.6).
 fn containerd_dir() -> Option<PathBuf> {
-    std::env::var_os("STRICT_GROUPS_CONTAINERD_DIR").map(PathBuf::from)
+    std::env::var_os("STRICT_GROUPS_CONTAINERD_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
 }
 
 /// The path of one of containerd's programs, `name`, of the containerd under test.
