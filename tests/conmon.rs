@@ -100,11 +100,17 @@ impl Podman {
 
     /// Imports a busybox rootfs with `image`'s files as `name`.
     fn import(&self, name: &str, image: &Image) {
+        self.import_shaped(name, image, |_| {});
+    }
+
+    /// Imports a busybox rootfs with `image`'s files, then shaped by `shape`.
+    fn import_shaped(&self, name: &str, image: &Image, shape: impl Fn(&std::path::Path)) {
         let rootfs = self
             .dir
             .path()
             .join(format!("rootfs-{}", name.replace(['/', ':'], "-")));
         build_rootfs(&rootfs, image);
+        shape(&rootfs);
         let tar = rootfs.with_extension("tar");
         let out = Command::new("tar")
             .arg("-C")
@@ -164,7 +170,8 @@ fn through_podman_and_conmon() {
     p.import(IMAGE, &kep_image());
     let shown = strict_groups_for_run_and_exec(&p);
     let refused = refusals_reach_podman(&p);
-    println!("result: {shown}; refused in podman's message: {refused}");
+    let hostile = hostile_images(&p);
+    println!("result: {shown}; refused in podman's message: {refused}; {hostile}");
 }
 
 /// The real runtime's absolute path (podman's `--runtime` needs one).
@@ -300,4 +307,91 @@ fn refusals_reach_podman(p: &Podman) -> &'static str {
         "{err}"
     );
     "a bad annotation, runc's renaming image"
+}
+
+/// Shapes an image's rootfs.
+type Shape<'a> = Box<dyn Fn(&std::path::Path) + 'a>;
+
+/// Hostile images through podman and conmon (D from the rootfs): links out of
+/// the rootfs to a host file that would grant 50000, and garbage around the
+/// real entry. Every container runs with the Strict groups; a host file is
+/// never read (the decision removes only what the image itself grants).
+fn hostile_images(p: &Podman) -> String {
+    use std::os::unix::fs::symlink;
+    let host = p.dir.path().join("host-group");
+    std::fs::write(&host, "onhost:x:50000:alice\n").unwrap();
+    let in_image = |root: &std::path::Path| {
+        let copy = root.join(host.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(copy.parent().unwrap()).unwrap();
+        std::fs::write(copy, "inimage:x:51000:alice\n").unwrap();
+        std::fs::remove_file(root.join("etc/group")).unwrap();
+    };
+    let cases: Vec<(&str, Shape<'_>)> = vec![
+        (
+            "absolute-link",
+            Box::new(|root: &std::path::Path| {
+                in_image(root);
+                symlink(&host, root.join("etc/group")).unwrap();
+            }),
+        ),
+        (
+            "relative-link",
+            Box::new(|root: &std::path::Path| {
+                in_image(root);
+                symlink(
+                    format!("../../../../../../..{}", host.display()),
+                    root.join("etc/group"),
+                )
+                .unwrap();
+            }),
+        ),
+        (
+            "garbage",
+            Box::new(|root: &std::path::Path| {
+                let mut g = b"\0\xff\xfe:x:1:\n\xc3\x28bad:x:2:alice\n".to_vec();
+                g.extend(b"group-in-image:x:50000:alice\n\0");
+                std::fs::write(root.join("etc/group"), g).unwrap();
+            }),
+        ),
+    ];
+    let mut shown = Vec::new();
+    for (name, shape) in cases {
+        let image = format!("localhost/strict-groups-test/hostile-{name}:1");
+        p.import_shaped(&image, &kep_image(), shape);
+        let args = [
+            "--rm",
+            "--user",
+            "1000",
+            "--group-add",
+            "60000",
+            &image,
+            "id",
+            "-G",
+        ];
+        let bare = groups(&p.run(&bare_runtime(), &args));
+        let before = p.decisions().len();
+        let wrapped = groups(&p.run(&p.wrapper(), &args));
+        assert_eq!(wrapped, "1000 60000", "{name}");
+        let creates: Vec<Value> = p.decisions()[before..]
+            .iter()
+            .filter(|d| d["action"] == "create")
+            .cloned()
+            .collect();
+        assert_eq!(creates.len(), 1, "{name}: {creates:?}");
+        // Exactly what podman added from the image is removed (a host file's
+        // 50000 is never among them: podman reads inside the rootfs too).
+        let mut added: Vec<u32> = bare
+            .split_whitespace()
+            .map(|g| g.parse().unwrap())
+            .filter(|g| ![1000, 60000].contains(g))
+            .collect();
+        added.sort();
+        assert_eq!(creates[0]["removed"], serde_json::json!(added), "{name}");
+        assert!(
+            !added.contains(&50000) || name == "garbage",
+            "{name}: {bare}"
+        );
+        shown.push(format!("{name}: bare {bare}, wrapped {wrapped}"));
+    }
+    format!("hostile images: {}", shown.join("; "))
 }
