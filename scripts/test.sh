@@ -124,6 +124,11 @@ echo "== image files against runc's own parser (Go oracle from Debian's runc sou
 recorded "runc's Go parser ($runc_v source)" "image-file parser against libcontainer/user (tests/differential.rs)" \
   cargo test --locked --test differential -- --nocapture
 
+echo "== strict-groups report over a generated decision log of 1 million lines"
+scripts/bench-report.sh 1000000 "$STRICT_GROUPS_STATIC_BIN" | tee target/report-bench.txt
+recorded "the release binary" "report over 1 million generated decision lines (scripts/bench-report.sh)" \
+  sh -c "echo result: \$(tail -2 target/report-bench.txt | tr '\n' ' ')"
+
 # OCI runtime conformance (runtime-tools validation suite from ../shared):
 # strict-groups over each runtime must pass exactly what the bare runtime
 # passes, with the static release binary that ships. crun takes only

@@ -1,4 +1,5 @@
-//! The wrapper's own commands: `configure`, `explain`, `doctor`, `version`. They are
+//! The wrapper's own commands: `configure`, `explain`, `doctor`, `report`,
+//! `version`. They are
 //! recognised only as the very first argument, and none of their names is a
 //! command of runc, crun or youki (a test checks this against the installed
 //! runtimes), so they never shadow the runtime: `strict-groups --version`
@@ -8,10 +9,10 @@ use std::ffi::OsString;
 
 use clap::{Parser, Subcommand};
 
-use crate::{configure, doctor, explain};
+use crate::{configure, doctor, explain, report};
 
 /// Names of the wrapper's own commands.
-pub const OWN_COMMANDS: &[&str] = &["configure", "explain", "doctor", "version"];
+pub const OWN_COMMANDS: &[&str] = &["configure", "explain", "doctor", "report", "version"];
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +44,13 @@ enum Command {
     /// Exit status: 0 no check failed (warnings allowed), 1 a check failed,
     /// 2 usage error.
     Doctor(doctor::Args),
+    /// Group decision logs by namespace, workload, image and removed gids:
+    /// which workloads depend on image groups (before switching audit to
+    /// enforce).
+    ///
+    /// Malformed lines are named on stderr and skipped. Exit status: 0 done,
+    /// 1 a file could not be read (the others are reported), 2 usage error.
+    Report(report::Args),
     /// Print strict-groups' own version (`--version` is the runtime's).
     Version,
 }
@@ -65,6 +73,7 @@ pub fn run_if_own(args: &[OsString]) -> Option<i32> {
         Command::Configure(args) => configure::run(&args),
         Command::Explain(args) => explain::run(&args),
         Command::Doctor(args) => doctor::run(&args),
+        Command::Report(args) => report::run(&args),
         Command::Version => {
             println!("strict-groups {}", env!("CARGO_PKG_VERSION"));
             0

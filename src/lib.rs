@@ -27,6 +27,7 @@ pub mod namelookup;
 pub mod plan;
 pub mod policy;
 pub mod record;
+pub mod report;
 pub mod rootfs;
 pub mod runtime;
 pub mod runtime_entry;

@@ -368,6 +368,7 @@ fn pods_get_native_strict_groups_through_containerd() {
     bad_annotation_fails_start_with_a_clear_error(&mut node, &mut report);
     exec_after_containerd_restart(&mut node, &mut report);
     decisions_come_from_containerd(&node, &mut report);
+    the_report_names_each_workload_and_its_image_groups(&node, &mut report);
 
     println!(
         "result: {} scenarios on runc and strict-groups{}, {} group checks (main process, exec), {} failed; Strict on strict-groups{}, merged on runc; D from containerd's record ({:.0} s)",
@@ -492,5 +493,69 @@ fn decisions_come_from_containerd(node: &CriNode, report: &mut Report) {
         report
             .failures
             .push(format!("decision sources: {sources:?}"));
+    }
+}
+
+/// `strict-groups report` over this node's decision log, plain and gzipped
+/// (as a rotated log is): every decision counted twice, and the KEP pod
+/// (two containers, 50000 removed from each create and exec) one row.
+fn the_report_names_each_workload_and_its_image_groups(node: &CriNode, report: &mut Report) {
+    let dir = tempfile::tempdir().unwrap();
+    let gz = dir.path().join("decisions.log.1.gz");
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "gzip -c < {} > {}",
+            node.decision_log.display(),
+            gz.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(out.success());
+    let out = std::process::Command::new(common::wrapper_bin())
+        .args(["report", "--json"])
+        .arg(&node.decision_log)
+        .arg(&gz)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let decisions: Vec<serde_json::Value> = node
+        .decisions()
+        .into_iter()
+        .filter(|d| d["msg"] == "strict-groups: decision")
+        .collect();
+    let logged = decisions.len() as u64;
+    // The KEP pod's creates and execs (the main process and each exec
+    // arrive with the merged groups), every one removing 50000.
+    let kep_logged = decisions
+        .iter()
+        .filter(|d| d["pod_name"] == "kep-example-strict-groups")
+        .inspect(|d| assert_eq!(d["removed"], serde_json::json!([50000]), "{d}"))
+        .count() as u64;
+    let kep = json["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["workload"] == "kep-example-strict-groups")
+        .cloned()
+        .unwrap_or_default();
+    let ok = json["decisions"] == 2 * logged
+        && json["malformed_lines"] == 0
+        && kep["removed"] == serde_json::json!([50000])
+        && kep["count"] == 2 * kep_logged
+        && kep["namespace"] == "default";
+    println!(
+        "{:<38} {:<14} {} decisions in the log, report counted {} over it and its gzip copy, {} rows; kep-example: {} {}",
+        "report",
+        "strict-groups",
+        logged,
+        json["decisions"],
+        json["rows"].as_array().map_or(0, Vec::len),
+        kep,
+        if ok { "ok" } else { "FAIL" }
+    );
+    if !ok {
+        report.failures.push(format!("report: {json}"));
     }
 }
