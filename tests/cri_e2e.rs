@@ -220,6 +220,21 @@ struct Report {
 }
 
 impl Report {
+    /// A check that is not a list of groups: `shown` is printed, and
+    /// `failure` recorded unless `ok`.
+    fn outcome(&mut self, scenario: &str, handler: &str, shown: &str, ok: bool, failure: String) {
+        println!(
+            "{:<38} {:<14} {} {}",
+            scenario,
+            handler,
+            shown,
+            if ok { "ok" } else { "FAIL" }
+        );
+        if !ok {
+            self.failures.push(failure);
+        }
+    }
+
     fn check(&mut self, scenario: &str, handler: &str, what: &str, got: &[u32], want: &[u32]) {
         let ok = got == want;
         self.checks += 1;
@@ -414,18 +429,8 @@ fn bad_annotation_fails_start_with_a_clear_error(node: &mut CriNode, report: &mu
             (Ok(_), _) => ("started".to_string(), false),
             (Err(e), _) => (format!("refused: {}", e.message()), false),
         };
-        println!(
-            "{:<38} {:<14} {} {}",
-            "bad-annotation-value",
-            handler,
-            outcome,
-            if ok { "ok" } else { "FAIL" }
-        );
-        if !ok {
-            report
-                .failures
-                .push(format!("bad-annotation-value on {handler}: {outcome}"));
-        }
+        let failure = format!("bad-annotation-value on {handler}: {outcome}");
+        report.outcome("bad-annotation-value", handler, &outcome, ok, failure);
         node.remove_pod(&pod);
     }
 }
@@ -470,10 +475,8 @@ fn exec_after_containerd_restart(node: &mut CriNode, report: &mut Report) {
 fn decisions_come_from_containerd(node: &CriNode, report: &mut Report) {
     let mut sources = std::collections::BTreeMap::<String, usize>::new();
     for d in node.decisions() {
-        if d["msg"] == "strict-groups: decision" {
-            let key = format!("{}:{}", d["action"].as_str().unwrap_or("?"), d["source"]);
-            *sources.entry(key.replace('"', "")).or_default() += 1;
-        }
+        let key = format!("{}:{}", d["action"].as_str().unwrap_or("?"), d["source"]);
+        *sources.entry(key.replace('"', "")).or_default() += 1;
     }
     let ok = sources.contains_key("create:containerd")
         && sources.keys().all(|k| {
@@ -482,18 +485,9 @@ fn decisions_come_from_containerd(node: &CriNode, report: &mut Report) {
                 "create:containerd" | "create:none" | "exec:container"
             )
         });
-    println!(
-        "{:<38} {:<14} {:?} {}",
-        "decision-sources",
-        "strict-groups",
-        sources,
-        if ok { "ok" } else { "FAIL" }
-    );
-    if !ok {
-        report
-            .failures
-            .push(format!("decision sources: {sources:?}"));
-    }
+    let shown = format!("{sources:?}");
+    let failure = format!("decision sources: {shown}");
+    report.outcome("decision-sources", "strict-groups", &shown, ok, failure);
 }
 
 /// `strict-groups report` over this node's decision log, plain and gzipped
@@ -520,11 +514,7 @@ fn the_report_names_each_workload_and_its_image_groups(node: &CriNode, report: &
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let decisions: Vec<serde_json::Value> = node
-        .decisions()
-        .into_iter()
-        .filter(|d| d["msg"] == "strict-groups: decision")
-        .collect();
+    let decisions = node.decisions();
     let logged = decisions.len() as u64;
     // The KEP pod's creates and execs (the main process and each exec
     // arrive with the merged groups), every one removing 50000.
@@ -545,17 +535,18 @@ fn the_report_names_each_workload_and_its_image_groups(node: &CriNode, report: &
         && kep["removed"] == serde_json::json!([50000])
         && kep["count"] == 2 * kep_logged
         && kep["namespace"] == "default";
-    println!(
-        "{:<38} {:<14} {} decisions in the log, report counted {} over it and its gzip copy, {} rows; kep-example: {} {}",
-        "report",
-        "strict-groups",
+    let shown = format!(
+        "{} decisions in the log, report counted {} over it and its gzip copy, {} rows; kep-example: {}",
         logged,
         json["decisions"],
         json["rows"].as_array().map_or(0, Vec::len),
         kep,
-        if ok { "ok" } else { "FAIL" }
     );
-    if !ok {
-        report.failures.push(format!("report: {json}"));
-    }
+    report.outcome(
+        "report",
+        "strict-groups",
+        &shown,
+        ok,
+        format!("report: {json}"),
+    );
 }

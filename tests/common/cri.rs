@@ -258,6 +258,7 @@ impl CriNode {
             .unwrap_or_default()
             .lines()
             .map(|l| serde_json::from_str(l).expect("a decision log line is JSON"))
+            .filter(|l: &serde_json::Value| l["msg"] == "strict-groups: decision")
             .collect()
     }
 
@@ -299,14 +300,9 @@ impl CriNode {
             runtime_handler: handler.into(),
         };
         let id = if spec.native_strict {
-            let body = native_strict::run_pod_sandbox(&req);
-            let method = "/runtime.v1.RuntimeService/RunPodSandbox";
+            let channel = self.channel.clone();
             self.rt
-                .block_on(native_strict::call::<cri::RunPodSandboxResponse>(
-                    self.channel.clone(),
-                    method,
-                    body,
-                ))?
+                .block_on(native_strict::run_pod_sandbox(channel, &req))?
                 .pod_sandbox_id
         } else {
             self.rt
@@ -361,14 +357,9 @@ impl CriNode {
             sandbox_config: Some(pod.config.clone()),
         };
         let id = if pod.spec.native_strict {
-            let body = native_strict::create_container(&req);
-            let method = "/runtime.v1.RuntimeService/CreateContainer";
+            let channel = self.channel.clone();
             self.rt
-                .block_on(native_strict::call::<cri::CreateContainerResponse>(
-                    self.channel.clone(),
-                    method,
-                    body,
-                ))?
+                .block_on(native_strict::create_container(channel, &req))?
                 .container_id
         } else {
             self.rt

@@ -52,24 +52,31 @@ fn container_config_strict() -> Vec<u8> {
     message_field(15, message_field(2, varint_field(17, STRICT)))
 }
 
-/// A `RunPodSandboxRequest` (config is field 1) with Strict set.
-pub fn run_pod_sandbox(req: &k8s_cri::v1::RunPodSandboxRequest) -> Vec<u8> {
-    let mut bytes = req.encode_to_vec();
-    bytes.extend(message_field(1, sandbox_config_strict()));
-    bytes
+/// RunPodSandbox with Strict set in the sandbox's config (field 1).
+pub async fn run_pod_sandbox(
+    channel: Channel,
+    req: &k8s_cri::v1::RunPodSandboxRequest,
+) -> Result<k8s_cri::v1::RunPodSandboxResponse, tonic::Status> {
+    let mut body = req.encode_to_vec();
+    body.extend(message_field(1, sandbox_config_strict()));
+    call(channel, "/runtime.v1.RuntimeService/RunPodSandbox", body).await
 }
 
-/// A `CreateContainerRequest` (config 2, sandbox_config 3) with Strict set.
-pub fn create_container(req: &k8s_cri::v1::CreateContainerRequest) -> Vec<u8> {
-    let mut bytes = req.encode_to_vec();
-    bytes.extend(message_field(2, container_config_strict()));
-    bytes.extend(message_field(3, sandbox_config_strict()));
-    bytes
+/// CreateContainer with Strict set in the container's config (field 2) and
+/// the sandbox's (field 3).
+pub async fn create_container(
+    channel: Channel,
+    req: &k8s_cri::v1::CreateContainerRequest,
+) -> Result<k8s_cri::v1::CreateContainerResponse, tonic::Status> {
+    let mut body = req.encode_to_vec();
+    body.extend(message_field(2, container_config_strict()));
+    body.extend(message_field(3, sandbox_config_strict()));
+    call(channel, "/runtime.v1.RuntimeService/CreateContainer", body).await
 }
 
 /// Sends `body` (an encoded request) to `method` of the CRI RuntimeService
 /// and decodes the answer as `R`.
-pub async fn call<R: Message + Default + Send + 'static>(
+async fn call<R: Message + Default + Send + 'static>(
     channel: Channel,
     method: &'static str,
     body: Vec<u8>,
