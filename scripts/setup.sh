@@ -46,4 +46,7 @@ scripts_dir=$(dirname "$0")
 "$scripts_dir/fetch-containerd.sh" 1.7 >/dev/null
 "$scripts_dir/fetch-containerd.sh" 2 >/dev/null
 "$scripts_dir/build-youki.sh" >/dev/null
+# The demo (README command 1) then starts at once: its binaries are built.
+"$scripts_dir/build-release.sh" >/dev/null
+(cd "$scripts_dir/.." && cargo build --locked --quiet --example demo)
 echo "setup: done"

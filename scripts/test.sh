@@ -56,6 +56,9 @@ cargo test --locked -- --test-threads=4 \
   --skip a_pod_runs_on_the_strict_groups_handler_of_each_configured_config \
   --skip through_podman_and_conmon
 
+echo "== README command 1: the demo (KEP-3619's pod on runc and on strict-groups), its output checked"
+recorded "$ctd16_v, $runc_v" "the demo (scripts/demo.sh, checked by scripts/check-demo.sh)" scripts/check-demo.sh
+
 echo "== the container matrix and hostile images under the wrapper, over each real runtime"
 # crun 1.8.1 refuses a hybrid cgroup layout: it runs in a mount namespace
 # without the cgroup2 mount. youki runs one container at a time (its `run`

@@ -2,7 +2,7 @@
 //! nothing shared with a system containerd; stopped on drop.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -267,6 +267,81 @@ fn kill_shims_of(socket: &std::path::Path) {
             );
         }
     }
+}
+
+/// `config` with the node's own paths moved under `dir` (kind's base runtime
+/// spec written there), so that a test's containerd touches nothing of the
+/// host's.
+pub fn private_paths(config: &str, dir: &Path) -> String {
+    let private = |p: &str| dir.join(p.trim_start_matches('/')).display().to_string();
+    let config = config
+        .replace("/var/lib/containerd", &private("/var/lib/containerd"))
+        .replace("/run/containerd", &private("/run/containerd"))
+        .replace("/etc/containerd", &private("/etc/containerd"));
+    std::fs::create_dir_all(private("/etc/containerd")).unwrap();
+    let spec = Command::new("runc")
+        .args(["spec", "--bundle", &private("/etc/containerd")])
+        .output()
+        .unwrap();
+    assert!(spec.status.success());
+    // kind's base spec is containerd's default one: no terminal.
+    let mut base: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(private("/etc/containerd/config.json")).unwrap())
+            .unwrap();
+    base["process"]["terminal"] = serde_json::json!(false);
+    std::fs::write(private("/etc/containerd/cri-base.json"), base.to_string()).unwrap();
+    config
+}
+
+/// What a private test node needs on top of a node's config to run a pod
+/// here: its own root, state and socket, the local pause image, no stream
+/// port, cgroupfs (this VM runs no systemd), the sandbox's oom_score_adj
+/// kept (no CAP_SYS_RESOURCE).
+pub fn runnable_config(configured: &str, dir: &Path) -> String {
+    use toml_edit::{DocumentMut, Item, value};
+    let text = private_paths(configured, dir);
+    let mut doc: DocumentMut = text.parse().unwrap();
+    let path = |p: &str| dir.join(p).display().to_string();
+    doc["root"] = value(path("root"));
+    doc["state"] = value(path("state"));
+    doc["grpc"]["address"] = value(path("containerd.sock"));
+    doc["ttrpc"]["address"] = value(path("containerd.sock.ttrpc"));
+    let version = doc.get("version").and_then(Item::as_integer);
+    let plugin = strict_groups::runtime_entry::cri_plugin(version, false).unwrap();
+    if version == Some(3) {
+        // containerd 2's split CRI plugin: images, runtime, and the gRPC one.
+        let images = &mut doc["plugins"]["io.containerd.cri.v1.images"];
+        images["pinned_images"]["sandbox"] = value(super::cri::PAUSE_IMAGE);
+        let grpc = &mut doc["plugins"]["io.containerd.grpc.v1.cri"];
+        grpc["stream_server_address"] = value("127.0.0.1");
+        grpc["stream_server_port"] = value("0");
+    } else {
+        let cri = &mut doc["plugins"][plugin];
+        cri["sandbox_image"] = value(super::cri::PAUSE_IMAGE);
+        cri["stream_server_address"] = value("127.0.0.1");
+        cri["stream_server_port"] = value("0");
+    }
+    let cri = &mut doc["plugins"][plugin];
+    cri["restrict_oom_score_adj"] = value(true);
+    if version == Some(3) {
+        // containerd 2.1 refuses bin_dir beside bin_dirs.
+        cri["cni"]["bin_dirs"] = value(toml_edit::Array::from_iter([path("cni/bin")]));
+        if let Some(cni) = cri["cni"].as_table_like_mut() {
+            cni.remove("bin_dir");
+        }
+    } else {
+        cri["cni"]["bin_dir"] = value(path("cni/bin"));
+    }
+    cri["cni"]["conf_dir"] = value(path("cni/conf"));
+    if let Some(runtimes) = cri["containerd"]["runtimes"].as_table_like_mut() {
+        for (_, runtime) in runtimes.iter_mut() {
+            if runtime.get("options").is_some() {
+                runtime["options"]["SystemdCgroup"] = value(false);
+            }
+        }
+    }
+    doc["plugins"]["io.containerd.internal.v1.opt"]["path"] = value(path("opt"));
+    doc.to_string()
 }
 
 /// containerd's CRI metadata JSON for a container whose pod declares `groups`.

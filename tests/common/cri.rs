@@ -412,6 +412,26 @@ impl CriNode {
         (main, exec)
     }
 
+    /// The bundle directory containerd's shim made for `container`.
+    pub fn bundle(&self, container: &str) -> PathBuf {
+        self.containerd
+            .dir
+            .path()
+            .join("state/io.containerd.runtime.v2.task/k8s.io")
+            .join(container)
+    }
+
+    /// What the container `name` of `pod` has written so far, from the log
+    /// file the CRI plugin keeps for it (`<time> <stream> <tag> <text>` lines).
+    pub fn container_output(&self, pod: &Pod, name: &str) -> String {
+        let path = PathBuf::from(&pod.config.log_directory).join(format!("{name}.log"));
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| l.splitn(4, ' ').nth(3))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
     pub fn remove_pod(&mut self, pod: &Pod) {
         self.remove_pod_id(&pod.id);
         self.pods.retain(|p| *p != pod.id);

@@ -15,12 +15,20 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::{Value, json};
 
-pub const WRAPPER: &str = env!("CARGO_BIN_EXE_strict-groups");
+/// The binary cargo built for the tests (empty in an example, which sets
+/// `STRICT_GROUPS_BIN`).
+pub const WRAPPER: &str = match option_env!("CARGO_BIN_EXE_strict-groups") {
+    Some(path) => path,
+    None => "",
+};
 
-/// The binary under test: `$STRICT_GROUPS_BIN` (the benchmark sets it to the
-/// static release build that ships) or the one cargo built.
+/// The binary under test: `$STRICT_GROUPS_BIN` (the benchmark and the demo
+/// set it to the static release build that ships) or the one cargo built.
 pub fn wrapper_bin() -> String {
-    std::env::var("STRICT_GROUPS_BIN").unwrap_or_else(|_| WRAPPER.to_string())
+    std::env::var("STRICT_GROUPS_BIN")
+        .ok()
+        .or_else(|| Some(WRAPPER.to_string()).filter(|w| !w.is_empty()))
+        .expect("STRICT_GROUPS_BIN names the strict-groups binary")
 }
 /// The real runtime the container tests run under the wrapper and bare:
 /// `STRICT_GROUPS_TEST_RUNTIME` (runc, crun, youki or a path), else runc.
