@@ -12,11 +12,11 @@ version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 mkdir -p dist
 case "$arch" in
   x86_64)
-    target=x86_64-unknown-linux-gnu
+    target=x86_64-unknown-linux-musl
     bin=$(scripts/build-release.sh "$target")
     targetdir=target ;;
   aarch64)
-    target=aarch64-unknown-linux-gnu
+    target=aarch64-unknown-linux-musl
     bin=$(scripts/cross-arm64.sh)
     targetdir=target/cross ;;
   *) echo "packaging: unknown arch $arch (x86_64, aarch64)" >&2; exit 2 ;;

@@ -6,8 +6,9 @@
 #   containerd's API, Go for the OCI conformance suite and runc's Go source
 #   for the parser oracle, GNU time for the benchmark, rpm/cpio to check the
 #   .rpm, libseccomp-dev to build youki;
-# - the aarch64 cross toolchain: Debian's Rust (rustc-web, cargo-web) with
-#   the arm64 standard library, gcc-aarch64-linux-gnu, qemu-user-static;
+# - the musl targets of Rust (x86_64 and aarch64, from rustup: the binary
+#   that ships is static on musl), gcc-aarch64-linux-gnu as the aarch64
+#   linker driver, qemu-user-static to run aarch64 binaries;
 # - cargo-deb and cargo-generate-rpm;
 # - the other stacks the tests run on, under .tools/: containerd 1.7 and 2.1
 #   from Debian 13's and Debian unstable's packages (download only) and youki
@@ -17,11 +18,8 @@ export DEBIAN_FRONTEND=noninteractive
 
 have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
-if ! dpkg --print-foreign-architectures | grep -qx arm64; then
-  dpkg --add-architecture arm64
-fi
 packages=(runc crun containerd podman busybox-static protobuf-compiler golang-go golang-github-opencontainers-runc-dev jq time rpm cpio
-  file libseccomp-dev pkg-config ca-certificates rustc-web cargo-web libstd-rust-web-dev:arm64 gcc-aarch64-linux-gnu
+  file libseccomp-dev pkg-config ca-certificates gcc-aarch64-linux-gnu
   libc6-dev-arm64-cross qemu-user-static)
 missing=()
 for p in "${packages[@]}"; do have "$p" || missing+=("$p"); done
@@ -39,6 +37,11 @@ if ! command -v cargo >/dev/null 2>&1 || [ "$(command -v cargo)" = /usr/bin/carg
   exit 1
 fi
 cargo --version
+# The binary that ships is static on musl (scripts/build-release.sh,
+# scripts/cross-arm64.sh).
+for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+  rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+done
 for tool in cargo-deb cargo-generate-rpm; do
   command -v "$tool" >/dev/null || cargo install --locked --quiet "$tool"
 done

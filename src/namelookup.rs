@@ -89,8 +89,13 @@ pub fn version_text(runtime: &Path) -> String {
 /// content would then decide nothing).
 fn trusted_state_dir() -> Option<PathBuf> {
     let dir = PathBuf::from(STATE_DIR);
-    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
-    let meta = std::fs::symlink_metadata(&dir).ok()?;
+    let meta = match std::fs::symlink_metadata(&dir) {
+        Ok(meta) => meta,
+        Err(_) => {
+            let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+            std::fs::symlink_metadata(&dir).ok()?
+        }
+    };
     let private = meta.is_dir()
         && meta.uid() == nix::unistd::geteuid().as_raw()
         && meta.permissions().mode() & 0o022 == 0;

@@ -111,10 +111,11 @@ impl Record<'_> {
     }
 }
 
-/// The node's name as the kubelet defaults it: the host name.
+/// The node's name as the kubelet defaults it: the host name (uname(2):
+/// one system call).
 fn node_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_string())
+    nix::unistd::gethostname()
+        .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default()
 }
 

@@ -55,19 +55,43 @@ pub fn is_executable(p: &Path) -> bool {
         .unwrap_or(false)
 }
 
-/// Is `p` this very binary? Compared by device and inode with
-/// `/proc/self/exe` and with the path it names (under qemu-user the former
-/// is the emulator, the latter the program).
+/// Is `p` this very binary? Compared by device and inode with the file this
+/// process was executed from: the path the kernel recorded at exec
+/// (`AT_EXECFN`; one `stat`, and under qemu-user the program, not the
+/// emulator), else `/proc/self/exe` and the path it names. Should that path
+/// name another file by now (a binary upgraded since), a wrapper that runs
+/// itself is caught one exec later: the second one's `AT_EXECFN` is the very
+/// path the first one resolved.
 pub fn is_self(p: &Path) -> bool {
     let Ok(other) = std::fs::metadata(p) else {
         return false;
     };
+    let meta = |me: &Path| std::fs::metadata(me).ok();
+    let same = |me: std::fs::Metadata| me.dev() == other.dev() && me.ino() == other.ino();
+    if let Some(me) = exec_path().as_deref().and_then(meta) {
+        return same(me);
+    }
     let named = std::fs::read_link("/proc/self/exe").ok();
     [Some(PathBuf::from("/proc/self/exe")), named]
         .into_iter()
         .flatten()
-        .filter_map(|me| std::fs::metadata(me).ok())
-        .any(|me| me.dev() == other.dev() && me.ino() == other.ino())
+        .filter_map(|me| meta(&me))
+        .any(same)
+}
+
+/// The path this process was executed by (`AT_EXECFN`), relative to the
+/// working directory it started in, which the wrapper never changes.
+fn exec_path() -> Option<PathBuf> {
+    // SAFETY: getauxval reads the auxiliary vector; AT_EXECFN, when present,
+    // points at a NUL-terminated string on the initial stack, which lives as
+    // long as the process.
+    let ptr = unsafe { libc::getauxval(libc::AT_EXECFN) } as *const libc::c_char;
+    if ptr.is_null() {
+        return None;
+    }
+    // SAFETY: see above.
+    let name = unsafe { std::ffi::CStr::from_ptr(ptr) };
+    Some(PathBuf::from(std::ffi::OsStr::from_bytes(name.to_bytes())))
 }
 
 /// Replaces this process with `runtime`, passing `args` (argv without
