@@ -11,8 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use containerd_client::services::v1::GetContainerRequest;
-use containerd_client::services::v1::containers_client::ContainersClient;
+use containerd_client::services::v1::{GetContainerRequest, GetContainerResponse};
+use prost::Message;
+
+use crate::grpc;
 
 /// The extension in which containerd's CRI plugin keeps a container's metadata.
 pub const METADATA_EXTENSION: &str = "io.cri-containerd.container.metadata";
@@ -133,47 +135,38 @@ pub fn parse_declared(metadata_json: &[u8]) -> Result<Vec<u32>> {
         .collect())
 }
 
-/// Asks containerd for container `id` and returns its declared groups;
-/// `Ok(None)` when containerd holds no CRI record for it (not a CRI container).
+/// Asks containerd for the CRI record of container `id`: the groups the pod
+/// declared, or None when containerd holds no record of it.
 pub fn declared_groups(ep: &Endpoint, id: &str) -> Result<Option<Vec<u32>>> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-        .context("starting the containerd client")?;
-    let extension = runtime.block_on(async {
-        tokio::time::timeout(TIMEOUT, get_extension(ep, id))
-            .await
-            .map_err(|_| anyhow!("no answer within {TIMEOUT:?}"))?
-    });
-    let extension = extension.with_context(|| {
+    let context = || {
         format!(
             "asking containerd at {} (namespace {}) for container {id}",
             ep.socket.display(),
             ep.namespace
         )
-    })?;
-    extension.map(|json| parse_declared(&json)).transpose()
-}
-
-async fn get_extension(ep: &Endpoint, id: &str) -> Result<Option<Vec<u8>>> {
-    let channel = containerd_client::connect(&ep.socket).await?;
-    let mut client = ContainersClient::new(channel);
-    let mut request = tonic::Request::new(GetContainerRequest { id: id.to_string() });
-    request.metadata_mut().insert(
-        "containerd-namespace",
-        ep.namespace
-            .parse()
-            .context("namespace is not a valid header")?,
-    );
-    let container = match client.get(request).await {
-        Ok(response) => response.into_inner().container,
-        Err(status) if status.code() == tonic::Code::NotFound => return Ok(None),
-        Err(status) => return Err(anyhow!("{}: {}", status.code(), status.message())),
     };
-    Ok(container
+    let request = GetContainerRequest { id: id.to_string() }.encode_to_vec();
+    let call = grpc::Call {
+        path: "/containerd.services.containers.v1.Containers/Get",
+        metadata: &[("containerd-namespace", &ep.namespace)],
+        message: &request,
+    };
+    let reply = grpc::unary(&ep.socket, &call, TIMEOUT).with_context(context)?;
+    let message = match reply {
+        grpc::Reply::Message(message) => message,
+        grpc::Reply::Status { code: 5, .. } => return Ok(None),
+        grpc::Reply::Status { code, message } => {
+            return Err(anyhow!("{}: {message}", grpc::code_name(code))).with_context(context);
+        }
+    };
+    let response = GetContainerResponse::decode(message.as_slice())
+        .context("decoding containerd's reply")
+        .with_context(context)?;
+    response
+        .container
         .and_then(|mut c| c.extensions.remove(METADATA_EXTENSION))
-        .map(|any| any.value))
+        .map(|any| parse_declared(&any.value))
+        .transpose()
 }
 
 #[cfg(test)]

@@ -22,6 +22,7 @@ pub mod declared;
 pub mod doctor;
 pub mod explain;
 pub mod groups;
+pub mod grpc;
 pub mod log;
 pub mod namelookup;
 pub mod plan;
