@@ -280,19 +280,8 @@ fn main() {
 
     // Passthrough: a created container's state.
     let bundle = b.path().display().to_string();
-    run_ok(runtime_cmd(
-        "runc",
-        &config,
-        &b,
-        &["create", "--bundle", &bundle, &b.id],
-    ));
-    let [runc_state, wrapped_state, env_state] = state_medians(&config, &b);
-    run_ok(runtime_cmd(
-        "runc",
-        &config,
-        &b,
-        &["delete", "--force", &b.id],
-    ));
+    let [runc_state, wrapped_state, env_state] =
+        while_created("runc", &config, &b, || state_medians(&config, &b));
     row(
         &format!("state, passthrough (n={STATE_RUNS})"),
         runc_state,
@@ -342,20 +331,10 @@ fn main() {
     // holds the kept gids, and runc's state names the bundle), with
     // /bin/true as the runtime of the exec.
     let original = b.config_bytes();
-    run_ok(runtime_cmd(
-        "wrapper",
-        &config,
-        &b,
-        &["create", "--bundle", &bundle, &b.id],
-    ));
     let process = b.path().join("process.json");
-    let [bare, floor, wrapped] = exec_decision_medians(&b, &process);
-    run_ok(runtime_cmd(
-        "runc",
-        &config,
-        &b,
-        &["delete", "--force", &b.id],
-    ));
+    let [bare, floor, wrapped] = while_created("wrapper", &config, &b, || {
+        exec_decision_medians(&b, &process)
+    });
     std::fs::write(b.config_path(), &original).unwrap();
     row(&format!("exec decision (n={DECISION_RUNS})"), bare, wrapped);
     targets.push((
@@ -405,6 +384,22 @@ fn main() {
         "  create, D from rootfs:        {:>6}",
         wrapper_peak_rss_kib(&b, &["create", "--bundle", &bundle, &b.id], None)
     );
+}
+
+/// Runs `f` while the bundle's container exists, created through `binary`
+/// (runc, or the wrapper over runc) and deleted after.
+fn while_created<T>(binary: &str, config: &NodeConfig, b: &Bundle, f: impl FnOnce() -> T) -> T {
+    let bundle = b.path().display().to_string();
+    let create = ["create", "--bundle", &bundle, &b.id];
+    run_ok(runtime_cmd(binary, config, b, &create));
+    let result = f();
+    run_ok(runtime_cmd(
+        "runc",
+        config,
+        b,
+        &["delete", "--force", &b.id],
+    ));
+    result
 }
 
 fn runc_version() -> String {

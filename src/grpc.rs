@@ -63,8 +63,7 @@ pub enum Reply {
 /// Makes `call` on the server at `socket`, within `timeout`.
 pub fn unary(socket: &Path, call: &Call, timeout: Duration) -> io::Result<Reply> {
     let deadline = Instant::now() + timeout;
-    let mut stream = UnixStream::connect(socket)?;
-    stream.set_write_timeout(Some(timeout))?;
+    let mut stream = connect(socket, timeout)?;
     stream.write_all(&request(call, timeout)?)?;
     let mut reply = ReplyReader::default();
     let mut buf = Vec::with_capacity(4096);
@@ -119,6 +118,31 @@ pub fn unary(socket: &Path, call: &Call, timeout: Duration) -> io::Result<Reply>
             return Err(bad("the reply is larger than 16 MiB"));
         }
         buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Connects within `timeout`: a server that stopped accepting fills its
+/// listen queue, and a plain `connect` would then wait for it forever (on a
+/// Unix socket, `connect` waits as long as the socket's send timeout).
+fn connect(socket: &Path, timeout: Duration) -> io::Result<UnixStream> {
+    use nix::sys::socket::{self, AddressFamily, SockFlag, SockType, UnixAddr, sockopt};
+    let fd = socket::socket(
+        AddressFamily::Unix,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    let timeval =
+        nix::sys::time::TimeVal::new(timeout.as_secs() as _, timeout.subsec_micros() as _);
+    socket::setsockopt(&fd, sockopt::SendTimeout, &timeval)?;
+    let addr = UnixAddr::new(socket)?;
+    match socket::connect(std::os::fd::AsRawFd::as_raw_fd(&fd), &addr) {
+        Ok(()) => Ok(UnixStream::from(fd)),
+        Err(nix::errno::Errno::EAGAIN) => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("not accepted within {timeout:?} (the server's listen queue is full)"),
+        )),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -598,6 +622,35 @@ mod tests {
         let (dir, _server) = serve(Some(reset));
         let err = unary(&dir.path().join("s"), &call(), Duration::from_secs(2)).unwrap_err();
         assert!(err.to_string().contains("RST_STREAM"), "{err}");
+    }
+
+    #[test]
+    fn a_server_that_stops_accepting_times_out() {
+        use nix::sys::socket::{self, AddressFamily, Backlog, SockFlag, SockType, UnixAddr};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let fd = socket::socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::empty(),
+            None,
+        )
+        .unwrap();
+        socket::bind(
+            std::os::fd::AsRawFd::as_raw_fd(&fd),
+            &UnixAddr::new(&path).unwrap(),
+        )
+        .unwrap();
+        // A queue of one, never accepted: once it holds a connection, the
+        // next connect waits.
+        socket::listen(&fd, Backlog::new(0).unwrap()).unwrap();
+        let first = connect(&path, Duration::from_millis(100)).unwrap();
+        let t = Instant::now();
+        let err = unary(&path, &call(), Duration::from_millis(100)).unwrap_err();
+        assert!(err.to_string().contains("listen queue"), "{err}");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert!(t.elapsed() < Duration::from_secs(1), "{:?}", t.elapsed());
+        drop(first);
     }
 
     #[test]
