@@ -14,6 +14,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 
 use common::containerd::{containerd_program, containerd_release, runnable_config};
 use common::cri::{CriNode, Pod, PodSpec};
@@ -24,16 +27,50 @@ const IMAGE: &str = "localhost/strict-groups-demo/kep:1";
 const GROUP_IN_IMAGE: u32 = 50000;
 const HANDLERS: [&str; 2] = ["runc", "strict-groups"];
 
+/// Set by SIGINT or SIGTERM: the demo stops at its next step and removes
+/// what it started (containerd, which shares the terminal's signal, may be
+/// gone by then; its shims and mounts are found by the demo's socket and
+/// directory).
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn interrupted(_: libc::c_int) {
+    INTERRUPTED.store(true, Ordering::SeqCst);
+}
+
 fn main() {
+    let action = SigAction::new(
+        SigHandler::Handler(interrupted),
+        SaFlags::empty(),
+        SigSet::empty(),
+    );
+    for signal in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic.
+        unsafe { sigaction(signal, &action) }.expect("installing a signal handler");
+    }
     if let Err(missing) = preflight() {
         eprintln!("demo: {missing}");
         std::process::exit(1);
     }
+    // A failing step says what failed, without a backtrace; the cleanup
+    // then runs as the stack unwinds.
+    std::panic::set_hook(Box::new(|info| {
+        let what = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("a step failed");
+        eprintln!("demo: {what}");
+    }));
     match std::panic::catch_unwind(run) {
         Ok(Ok(())) => {}
         Ok(Err(wrong)) => {
             eprintln!("demo: FAILED: {wrong}");
             std::process::exit(1);
+        }
+        Err(_) if INTERRUPTED.load(Ordering::SeqCst) => {
+            eprintln!("demo: interrupted; what it started is stopped and removed");
+            std::process::exit(130);
         }
         Err(_) => {
             eprintln!("demo: FAILED (above); what it started is stopped and removed");
@@ -78,6 +115,9 @@ fn preflight() -> Result<(), String> {
 }
 
 fn step(text: &str) {
+    if INTERRUPTED.load(Ordering::SeqCst) {
+        panic!("interrupted");
+    }
     println!("demo: {text}");
 }
 
