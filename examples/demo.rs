@@ -18,7 +18,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use nix::sys::signal::{SaFlags, SigAction, SigHandler, SigSet, Signal, sigaction};
 
-use common::containerd::{containerd_program, containerd_release, runnable_config};
+use common::containerd::{
+    containerd_program, containerd_release, mount_points_under, runnable_config,
+};
 use common::cri::{CriNode, Pod, PodSpec};
 use common::oci_image::OciImage;
 use common::wrapper_bin;
@@ -193,12 +195,12 @@ fn run() -> Result<(), String> {
     print_side_by_side(&ran);
 
     step("[5/5] removing the pods, stopping containerd and its shims, removing its files");
-    let mounts = mounts_under(&ctd_dir);
+    let mounts = mount_points_under(&ctd_dir);
     for pod in &pods {
         node.remove_pod(pod);
     }
     drop(node);
-    let left: Vec<PathBuf> = mounts_under(&ctd_dir)
+    let left: Vec<PathBuf> = mount_points_under(&ctd_dir)
         .into_iter()
         .chain(
             [&ctd_dir, &wrapper_dir]
@@ -219,17 +221,14 @@ fn run() -> Result<(), String> {
     verdict(&ran)
 }
 
+/// KEP-3619's image (the test suite's: alice 1000 in group-in-image 50000),
+/// its container printing its `id`, then staying up for the exec.
 fn kep_image() -> OciImage {
-    OciImage::new(IMAGE)
-        .file(
-            "/etc/passwd",
-            "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n",
-        )
-        .file(
-            "/etc/group",
-            &format!("root:x:0:\nalice:x:1000:\ngroup-in-image:x:{GROUP_IN_IMAGE}:alice\n"),
-        )
-        .cmd(&["sh", "-c", "id; exec sleep 2147483647"])
+    OciImage::new(IMAGE).with_files(&common::kep_image()).cmd(&[
+        "sh",
+        "-c",
+        "id; exec sleep 2147483647",
+    ])
 }
 
 fn run_kep_pod(node: &mut CriNode, handler: &'static str) -> (Pod, Ran) {
@@ -360,15 +359,4 @@ fn verdict(ran: &[Ran]) -> Result<(), String> {
         "OK: runc gave the process the image's group {GROUP_IN_IMAGE}; strict-groups removed it and kept 1000 (primary) and 60000 (the pod's)"
     ));
     Ok(())
-}
-
-/// The mount points under `dir` (container root filesystems, shm).
-fn mounts_under(dir: &Path) -> Vec<PathBuf> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .map(PathBuf::from)
-        .filter(|p| p.starts_with(dir))
-        .collect()
 }

@@ -286,13 +286,8 @@ impl ReplyReader {
             SETTINGS if f.flags & ACK == 0 => frame(&mut answer, SETTINGS, ACK, 0, &[]),
             PING if f.flags & ACK == 0 => frame(&mut answer, PING, ACK, 0, f.payload),
             GOAWAY if self.done.is_none() => {
-                let code = f
-                    .payload
-                    .get(4..8)
-                    .map_or(0, |c| u32::from_be_bytes(c.try_into().unwrap_or_default()));
-                let last = f.payload.get(..4).map_or(0, |c| {
-                    u32::from_be_bytes(c.try_into().unwrap_or_default()) & 0x7fff_ffff
-                });
+                let code = be_u32(f.payload, 4);
+                let last = be_u32(f.payload, 0) & 0x7fff_ffff;
                 if last < STREAM || code != 0 {
                     return Err(bad(&format!(
                         "the server ended the connection (GOAWAY, error code {code})"
@@ -300,10 +295,7 @@ impl ReplyReader {
                 }
             }
             RST_STREAM if f.stream == STREAM => {
-                let code = f
-                    .payload
-                    .get(..4)
-                    .map_or(0, |c| u32::from_be_bytes(c.try_into().unwrap_or_default()));
+                let code = be_u32(f.payload, 0);
                 return Err(bad(&format!(
                     "the server reset the call (RST_STREAM, error code {code})"
                 )));
@@ -373,6 +365,13 @@ impl ReplyReader {
         });
         Ok(())
     }
+}
+
+/// The big-endian u32 at `at` in a frame's payload; 0 when the frame is too short.
+fn be_u32(payload: &[u8], at: usize) -> u32 {
+    payload
+        .get(at..at + 4)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
 /// A frame's payload without its padding.

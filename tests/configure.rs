@@ -631,14 +631,7 @@ fn a_pod_runs_on_the_strict_groups_handler_of_each_configured_config() {
     common::require_root();
     println!("containerd {}", common::containerd::containerd_release());
     let image = common::oci_image::OciImage::new("localhost/strict-groups-test/kep:1")
-        .file(
-            "/etc/passwd",
-            "root:x:0:0:root:/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n",
-        )
-        .file(
-            "/etc/group",
-            "root:x:0:\nalice:x:1000:\ngroup-in-image:x:50000:alice\n",
-        );
+        .with_files(&common::kep_image());
     let loadable = loadable_here;
     let mut ran = 0;
     for (name, original) in corpus().into_iter().filter(|(n, t)| loadable(n, t)) {

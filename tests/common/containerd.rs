@@ -229,19 +229,25 @@ impl Drop for PrivateContainerd {
 /// Detaches what the shims of a failed test left mounted under `dir`
 /// (container rootfs), deepest first, so that the directory can be removed.
 fn unmount_under(dir: &std::path::Path) {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let mut points: Vec<&str> = mountinfo
-        .lines()
-        .filter_map(|l| l.split(' ').nth(4))
-        .filter(|p| std::path::Path::new(p).starts_with(dir))
-        .collect();
-    points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    let mut points = mount_points_under(dir);
+    points.sort_by_key(|p| std::cmp::Reverse(p.as_os_str().len()));
     for p in points {
-        if let Ok(c) = std::ffi::CString::new(p) {
+        if let Ok(c) = std::ffi::CString::new(p.into_os_string().into_encoded_bytes()) {
             // SAFETY: a valid C string; the return value is not needed.
             unsafe { libc::umount2(c.as_ptr(), libc::MNT_DETACH) };
         }
     }
+}
+
+/// The mount points at or under `dir` (container root filesystems, shm).
+pub fn mount_points_under(dir: &std::path::Path) -> Vec<PathBuf> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(PathBuf::from)
+        .filter(|p| p.starts_with(dir))
+        .collect()
 }
 
 /// Kills the shims (and so their containers) that a containerd at `socket`

@@ -37,6 +37,19 @@ impl OciImage {
         }
     }
 
+    /// The image's `/etc/passwd` and `/etc/group` from a rootfs [`Image`]
+    /// (e.g. [`super::kep_image`]), so that both kinds of test image share
+    /// one definition.
+    pub fn with_files(self, image: &super::Image) -> OciImage {
+        let files = [("/etc/passwd", &image.passwd), ("/etc/group", &image.group)];
+        files
+            .into_iter()
+            .fold(self, |img, (path, content)| match content {
+                Some(c) => img.file(path, c),
+                None => img,
+            })
+    }
+
     pub fn file(mut self, path: &str, content: &str) -> OciImage {
         self.files
             .push((path.to_string(), Entry::File(content.to_string())));
