@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use containerd_client::services::v1::{GetContainerRequest, GetContainerResponse};
 use prost::Message;
 
 use crate::grpc;
@@ -82,6 +81,37 @@ pub fn endpoint_from_shim_cmdline(cmdline: &[u8]) -> Option<Endpoint> {
         socket: PathBuf::from(value("address")?),
         namespace: value("namespace")?,
     })
+}
+
+/// The parts of containerd's `containers.v1` messages that the wrapper
+/// reads, with the field numbers of containerd's
+/// `api/services/containers/v1/containers.proto`. Decoding skips every
+/// other field of the record (the spec above all) without copying it.
+#[derive(Clone, PartialEq, prost::Message)]
+struct GetContainerRequest {
+    #[prost(string, tag = "1")]
+    id: String,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct GetContainerResponse {
+    #[prost(message, optional, tag = "1")]
+    container: Option<Container>,
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct Container {
+    #[prost(map = "string, message", tag = "10")]
+    extensions: std::collections::HashMap<String, Any>,
+}
+
+/// `google.protobuf.Any`.
+#[derive(Clone, PartialEq, prost::Message)]
+struct Any {
+    #[prost(string, tag = "1")]
+    type_url: String,
+    #[prost(bytes = "vec", tag = "2")]
+    value: Vec<u8>,
 }
 
 /// The CRI metadata as containerd's `versionedMetadata` JSON holds it; only
@@ -190,6 +220,45 @@ mod tests {
         );
         assert!(endpoint_from_shim_cmdline(b"containerd-shim-runc-v2\0-namespace\0n\0").is_none());
         assert!(endpoint_from_shim_cmdline(b"").is_none());
+    }
+
+    /// The hand-written messages read what containerd's generated ones
+    /// write: a whole record, spec and labels included.
+    #[test]
+    fn messages_match_containerds_definitions() {
+        use containerd_client::services::v1 as api;
+        let json = br#"{"Metadata":{"Config":{}}}"#.to_vec();
+        let full = api::GetContainerResponse {
+            container: Some(api::Container {
+                id: "abc".into(),
+                labels: [("l".to_string(), "v".to_string())].into(),
+                image: "img".into(),
+                spec: Some(prost_types::Any {
+                    type_url: "types.containerd.io/opencontainers/runtime-spec/1/Spec".into(),
+                    value: vec![b'{'; 5000],
+                }),
+                extensions: [
+                    (
+                        METADATA_EXTENSION.to_string(),
+                        prost_types::Any {
+                            type_url: "x".into(),
+                            value: json.clone(),
+                        },
+                    ),
+                    ("other".to_string(), prost_types::Any::default()),
+                ]
+                .into(),
+                sandbox: "s".into(),
+                ..Default::default()
+            }),
+        };
+        let ours = GetContainerResponse::decode(full.encode_to_vec().as_slice()).unwrap();
+        let ext = &ours.container.unwrap().extensions;
+        assert_eq!(ext[METADATA_EXTENSION].value, json);
+        assert_eq!(ext.len(), 2);
+        let request = GetContainerRequest { id: "abc".into() }.encode_to_vec();
+        let theirs = api::GetContainerRequest::decode(request.as_slice()).unwrap();
+        assert_eq!(theirs.id, "abc");
     }
 
     #[test]

@@ -8,16 +8,24 @@
 //! connection.
 //!
 //! Limits: frames as the peer's default maximum allows (16 KiB request
-//! frames); a reply of at most [`MAX_REPLY`] bytes; the whole call within a
-//! deadline.
+//! frames); a reply of at most [`MAX_REPLY`] bytes, its header lists of at
+//! most [`MAX_HEADER_LIST`] (advertised to the server); the whole call,
+//! connect and writes included, within one deadline. Anything else is an
+//! error, never a panic: the wrapper runs on every create.
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// The largest reply read (headers and message together).
+/// The largest reply read (headers and message together): containerd's
+/// own limit for a message. The record holds the container's spec, whose
+/// environment alone can pass a megabyte (a ConfigMap of 1 MiB as envFrom).
 pub const MAX_REPLY: usize = 16 << 20;
+
+/// The largest header list decoded (SETTINGS_MAX_HEADER_LIST_SIZE): a
+/// gRPC reply's headers and trailers are a few fields.
+pub const MAX_HEADER_LIST: usize = 64 << 10;
 
 /// The HTTP/2 frame size every peer accepts (SETTINGS_MAX_FRAME_SIZE default).
 const MAX_FRAME: usize = 16_384;
@@ -30,6 +38,7 @@ const HEADERS: u8 = 0x1;
 const RST_STREAM: u8 = 0x3;
 const SETTINGS: u8 = 0x4;
 const PING: u8 = 0x6;
+const PUSH_PROMISE: u8 = 0x5;
 const GOAWAY: u8 = 0x7;
 const WINDOW_UPDATE: u8 = 0x8;
 const CONTINUATION: u8 = 0x9;
@@ -64,7 +73,13 @@ pub enum Reply {
 pub fn unary(socket: &Path, call: &Call, timeout: Duration) -> io::Result<Reply> {
     let deadline = Instant::now() + timeout;
     let mut stream = connect(socket, timeout)?;
-    stream.write_all(&request(call, timeout)?)?;
+    let timed_out = || {
+        io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("no answer within {timeout:?}"),
+        )
+    };
+    write_by(&mut stream, &request(call, timeout)?, deadline).map_err(|_| timed_out())?;
     let mut reply = ReplyReader::default();
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 8192];
@@ -74,23 +89,16 @@ pub fn unary(socket: &Path, call: &Call, timeout: Duration) -> io::Result<Reply>
     let mut answers = Vec::new();
     loop {
         // Whole frames first; then read more.
-        while let Some((frame, used)) = parse_frame(&buf)? {
-            answers.extend(reply.frame(&frame)?);
-            buf.drain(..used);
-            if let Some(done) = reply.done.take() {
-                return Ok(done);
-            }
+        if let Some(done) = reply.frames(&mut buf, &mut answers)? {
+            return Ok(done);
         }
         if !answers.is_empty() {
-            stream.write_all(&answers)?;
+            write_by(&mut stream, &answers, deadline).map_err(|_| timed_out())?;
             answers.clear();
         }
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            return Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                format!("no answer within {timeout:?}"),
-            ));
+            return Err(timed_out());
         }
         stream.set_read_timeout(Some(left))?;
         let n = match stream.read(&mut chunk) {
@@ -100,17 +108,8 @@ pub fn unary(socket: &Path, call: &Call, timeout: Duration) -> io::Result<Reply>
                 ));
             }
             Ok(n) => n,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    format!("no answer within {timeout:?}"),
-                ));
-            }
+            Err(e) if is_timeout(&e) => return Err(timed_out()),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
         reply.received += n;
@@ -119,6 +118,33 @@ pub fn unary(socket: &Path, call: &Call, timeout: Duration) -> io::Result<Reply>
         }
         buf.extend_from_slice(&chunk[..n]);
     }
+}
+
+/// Writes all of `bytes` by `deadline`: each write may wait only for the
+/// time left, so a server that stops reading cannot stretch the call.
+fn write_by(stream: &mut UnixStream, mut bytes: &[u8], deadline: Instant) -> io::Result<()> {
+    while !bytes.is_empty() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        stream.set_write_timeout(Some(left))?;
+        match stream.write(bytes) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => bytes = &bytes[n..],
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// A socket timeout surfaces as WouldBlock (EAGAIN) or TimedOut.
+fn is_timeout(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 /// Connects within `timeout`: a server that stopped accepting fills its
@@ -132,6 +158,8 @@ fn connect(socket: &Path, timeout: Duration) -> io::Result<UnixStream> {
         SockFlag::SOCK_CLOEXEC,
         None,
     )?;
+    // A zero timeval would mean "no timeout": at least one microsecond.
+    let timeout = timeout.max(Duration::from_micros(1));
     let timeval =
         nix::sys::time::TimeVal::new(timeout.as_secs() as _, timeout.subsec_micros() as _);
     socket::setsockopt(&fd, sockopt::SendTimeout, &timeval)?;
@@ -152,13 +180,13 @@ fn bad(msg: &str) -> io::Error {
 
 /// Everything the client sends: the preface, its settings (no push; a
 /// stream and connection window as large as the biggest reply read, so
-/// that the server never waits for a window update), the request's headers
-/// and its message, which ends the stream.
+/// that the server never waits for a window update; the header list
+/// limit), the request's headers and its message, which ends the stream.
 fn request(call: &Call, timeout: Duration) -> io::Result<Vec<u8>> {
     let window = MAX_REPLY as u32;
     let mut out = PREFACE.to_vec();
     let mut settings = Vec::new();
-    for (id, value) in [(0x2u16, 0u32), (0x4, window)] {
+    for (id, value) in [(0x2u16, 0u32), (0x4, window), (0x6, MAX_HEADER_LIST as u32)] {
         settings.extend_from_slice(&id.to_be_bytes());
         settings.extend_from_slice(&value.to_be_bytes());
     }
@@ -268,23 +296,59 @@ fn parse_frame(buf: &[u8]) -> io::Result<Option<(Frame<'_>, usize)>> {
 /// The reply, as its frames arrive.
 #[derive(Default)]
 struct ReplyReader {
-    decoder: Option<fluke_hpack::Decoder<'static>>,
-    /// A header block awaiting its CONTINUATION frames, and whether it ends the stream.
+    decoder: crate::hpack::Decoder,
+    /// A header block awaiting its CONTINUATION frames, and whether it ends
+    /// the stream; while `continuing`, no other frame may come (RFC 9113, 6.10).
     block: Vec<u8>,
     block_ends_stream: bool,
+    continuing: bool,
     headers_seen: bool,
     data: Vec<u8>,
     received: usize,
     done: Option<Reply>,
 }
 
+/// The reply in `bytes` (all a server sent), as [`unary`] reads it: None
+/// while the call has not ended. For fuzzing.
+pub fn reply_from_bytes(bytes: &[u8]) -> io::Result<Option<Reply>> {
+    ReplyReader::default().frames(&mut bytes.to_vec(), &mut Vec::new())
+}
+
 impl ReplyReader {
+    /// Takes the whole frames at the start of `buf` (and removes them),
+    /// adding what to send back to `answers`; the reply once the call ends.
+    fn frames(&mut self, buf: &mut Vec<u8>, answers: &mut Vec<u8>) -> io::Result<Option<Reply>> {
+        let mut at = 0;
+        while let Some((frame, used)) = parse_frame(&buf[at..])? {
+            answers.extend(self.frame(&frame)?);
+            at += used;
+            if let Some(done) = self.done.take() {
+                return Ok(Some(done));
+            }
+        }
+        buf.drain(..at);
+        Ok(None)
+    }
+
     /// Takes one frame; returns what to send back (acknowledgements).
     fn frame(&mut self, f: &Frame) -> io::Result<Vec<u8>> {
         let mut answer = Vec::new();
+        if self.continuing != (f.kind == CONTINUATION && f.stream == STREAM) {
+            return Err(bad(if self.continuing {
+                "a header block interrupted by another frame"
+            } else {
+                "a CONTINUATION frame without a header block"
+            }));
+        }
         match f.kind {
             SETTINGS if f.flags & ACK == 0 => frame(&mut answer, SETTINGS, ACK, 0, &[]),
+            PING if f.payload.len() != 8 => return Err(bad("a PING frame not of 8 bytes")),
             PING if f.flags & ACK == 0 => frame(&mut answer, PING, ACK, 0, f.payload),
+            // Header blocks of other streams would change the decoder's
+            // table; the server may open none (push is off).
+            HEADERS | PUSH_PROMISE | CONTINUATION if f.stream != STREAM => {
+                return Err(bad("headers on a stream the client did not open"));
+            }
             GOAWAY if self.done.is_none() => {
                 let code = be_u32(f.payload, 4);
                 let last = be_u32(f.payload, 0) & 0x7fff_ffff;
@@ -315,13 +379,15 @@ impl ReplyReader {
                 }
                 self.block = payload.to_vec();
                 self.block_ends_stream = f.flags & END_STREAM != 0;
-                if f.flags & END_HEADERS != 0 {
+                self.continuing = f.flags & END_HEADERS == 0;
+                if !self.continuing {
                     self.header_block()?;
                 }
             }
-            CONTINUATION if f.stream == STREAM => {
+            CONTINUATION => {
                 self.block.extend_from_slice(f.payload);
-                if f.flags & END_HEADERS != 0 {
+                self.continuing = f.flags & END_HEADERS == 0;
+                if !self.continuing {
                     self.header_block()?;
                 }
             }
@@ -333,26 +399,30 @@ impl ReplyReader {
     /// A complete header block: the response headers, or (ending the
     /// stream) the trailers, which hold the status.
     fn header_block(&mut self) -> io::Result<()> {
-        let decoder = self.decoder.get_or_insert_with(fluke_hpack::Decoder::new);
-        let fields = decoder
-            .decode(&self.block)
-            .map_err(|e| bad(&format!("undecodable headers: {e:?}")))?;
-        let field = |name: &str| {
-            fields
-                .iter()
-                .find(|(n, _)| n == name.as_bytes())
-                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
-        };
+        // Only the three fields a unary call's end needs are kept.
+        let [mut status, mut grpc_status, mut grpc_message] = [None, None, None];
+        let block = std::mem::take(&mut self.block);
+        self.decoder
+            .decode(&block, MAX_HEADER_LIST, |name, value| {
+                let slot = match name {
+                    b":status" => &mut status,
+                    b"grpc-status" => &mut grpc_status,
+                    b"grpc-message" => &mut grpc_message,
+                    _ => return,
+                };
+                *slot = Some(String::from_utf8_lossy(value).into_owned());
+            })
+            .map_err(|e| bad(&format!("undecodable headers: {e}")))?;
         if !self.headers_seen {
             self.headers_seen = true;
-            if let Some(status) = field(":status").filter(|s| s != "200") {
+            if let Some(status) = status.filter(|s| s != "200") {
                 return Err(bad(&format!("HTTP status {status}")));
             }
         }
         if !self.block_ends_stream {
             return Ok(());
         }
-        let code = field("grpc-status")
+        let code = grpc_status
             .and_then(|s| s.parse::<u32>().ok())
             .ok_or_else(|| bad("the call ended without a grpc-status"))?;
         self.done = Some(if code == 0 {
@@ -360,7 +430,7 @@ impl ReplyReader {
         } else {
             Reply::Status {
                 code,
-                message: percent_decoded(&field("grpc-message").unwrap_or_default()),
+                message: percent_decoded(&grpc_message.unwrap_or_default()),
             }
         });
         Ok(())
@@ -621,6 +691,78 @@ mod tests {
         let (dir, _server) = serve(Some(reset));
         let err = unary(&dir.path().join("s"), &call(), Duration::from_secs(2)).unwrap_err();
         assert!(err.to_string().contains("RST_STREAM"), "{err}");
+    }
+
+    /// Replies that break HTTP/2 or HPACK are errors, not panics or
+    /// unbounded decoding.
+    #[test]
+    fn malformed_header_blocks_are_errors() {
+        let headers = header_block(&[(":status", "200")]);
+        let mut big_entry = vec![0x40, 0x01, b'a', 0x7f, 0xa1, 0x1e]; // a value of 4000 bytes
+        big_entry.extend(std::iter::repeat_n(b'x', 4000));
+        let bomb: Vec<u8> = big_entry
+            .into_iter()
+            .chain(std::iter::repeat_n(0xbe, 15_000))
+            .collect();
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("truncated header block", {
+                let mut out = Vec::new();
+                frame(&mut out, HEADERS, END_HEADERS, STREAM, &[0x3f]);
+                out
+            }),
+            ("header list larger than", {
+                let mut out = Vec::new();
+                frame(&mut out, HEADERS, END_HEADERS | END_STREAM, STREAM, &bomb);
+                out
+            }),
+            ("interrupted by another frame", {
+                let mut out = Vec::new();
+                frame(&mut out, HEADERS, 0, STREAM, &headers[..2]);
+                frame(&mut out, DATA, 0, STREAM, b"\0\0\0\0\0");
+                frame(&mut out, CONTINUATION, END_HEADERS, STREAM, &headers[2..]);
+                out
+            }),
+            ("CONTINUATION frame without", {
+                let mut out = Vec::new();
+                frame(&mut out, CONTINUATION, END_HEADERS, STREAM, &headers);
+                out
+            }),
+            ("a stream the client did not open", {
+                let mut out = Vec::new();
+                frame(&mut out, HEADERS, END_HEADERS, 2, &headers);
+                out
+            }),
+            ("PING frame not of 8 bytes", {
+                let mut out = Vec::new();
+                frame(&mut out, PING, 0, 0, &[1; 3]);
+                out
+            }),
+        ];
+        for (want, reply) in cases {
+            let (dir, _server) = serve(Some(reply));
+            let err = unary(&dir.path().join("s"), &call(), Duration::from_secs(2)).unwrap_err();
+            assert!(err.to_string().contains(want), "{want}: {err}");
+        }
+    }
+
+    /// A server that sends and never reads: the client's acknowledgements
+    /// fill the socket, and the call still ends at its deadline.
+    #[test]
+    fn a_server_that_stops_reading_times_out() {
+        let mut pings = Vec::new();
+        for _ in 0..40_000 {
+            frame(&mut pings, PING, 0, 0, &[7; 8]);
+        }
+        let (dir, _server) = serve(Some(pings));
+        let timeout = Duration::from_millis(150);
+        let t = Instant::now();
+        let err = unary(&dir.path().join("s"), &call(), timeout).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        assert!(
+            t.elapsed() < timeout + Duration::from_millis(100),
+            "{:?}",
+            t.elapsed()
+        );
     }
 
     #[test]

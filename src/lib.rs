@@ -23,6 +23,7 @@ pub mod doctor;
 pub mod explain;
 pub mod groups;
 pub mod grpc;
+pub mod hpack;
 pub mod log;
 pub mod namelookup;
 pub mod plan;
