@@ -35,14 +35,28 @@ const HANDLERS: [&str; 2] = ["runc", "strict-groups"];
 /// directory).
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
+/// The demo's directories once made: checked for leftovers however it ends.
+static DIRS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// Mounts under the demo's directories, and the directories, still there.
+fn left_behind() -> Vec<PathBuf> {
+    let dirs = DIRS.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let mounts = dirs.iter().flat_map(|d| mount_points_under(d));
+    mounts
+        .chain(dirs.iter().filter(|d| d.exists()).cloned())
+        .collect()
+}
+
 extern "C" fn interrupted(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
 }
 
 fn main() {
+    // The first signal asks for a clean stop; a second one (the handler is
+    // then reset) stops the demo at once, as Ctrl-C always does.
     let action = SigAction::new(
         SigHandler::Handler(interrupted),
-        SaFlags::empty(),
+        SaFlags::SA_RESETHAND,
         SigSet::empty(),
     );
     for signal in [Signal::SIGINT, Signal::SIGTERM] {
@@ -64,20 +78,27 @@ fn main() {
             .unwrap_or("a step failed");
         eprintln!("demo: {what}");
     }));
-    match std::panic::catch_unwind(run) {
+    let outcome = std::panic::catch_unwind(run);
+    if outcome.is_err() {
+        let left = left_behind();
+        let cleaned = if left.is_empty() {
+            "what it started is stopped and removed".to_string()
+        } else {
+            format!("left behind: {left:?}")
+        };
+        match INTERRUPTED.load(Ordering::SeqCst) {
+            true => eprintln!("demo: interrupted; {cleaned}"),
+            false => eprintln!("demo: FAILED (above); {cleaned}"),
+        }
+    }
+    match outcome {
         Ok(Ok(())) => {}
         Ok(Err(wrong)) => {
             eprintln!("demo: FAILED: {wrong}");
             std::process::exit(1);
         }
-        Err(_) if INTERRUPTED.load(Ordering::SeqCst) => {
-            eprintln!("demo: interrupted; what it started is stopped and removed");
-            std::process::exit(130);
-        }
-        Err(_) => {
-            eprintln!("demo: FAILED (above); what it started is stopped and removed");
-            std::process::exit(1);
-        }
+        Err(_) if INTERRUPTED.load(Ordering::SeqCst) => std::process::exit(130),
+        Err(_) => std::process::exit(1),
     }
 }
 
@@ -177,6 +198,7 @@ fn run() -> Result<(), String> {
     step(&format!("      configure: {configure_said}"));
     let ctd_dir = node.containerd.dir.path().to_path_buf();
     let wrapper_dir = node.wrapper_config.parent().unwrap().to_path_buf();
+    *DIRS.lock().unwrap() = vec![ctd_dir.clone(), wrapper_dir.clone()];
 
     step(&format!(
         "[3/5] building KEP-3619's image {IMAGE} (busybox; alice 1000 in group-in-image {GROUP_IN_IMAGE}) and importing it"
@@ -200,15 +222,7 @@ fn run() -> Result<(), String> {
         node.remove_pod(pod);
     }
     drop(node);
-    let left: Vec<PathBuf> = mount_points_under(&ctd_dir)
-        .into_iter()
-        .chain(
-            [&ctd_dir, &wrapper_dir]
-                .into_iter()
-                .filter(|d| d.exists())
-                .cloned(),
-        )
-        .collect();
+    let left = left_behind();
     if !left.is_empty() {
         return Err(format!("left behind: {left:?}"));
     }
