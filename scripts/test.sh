@@ -56,6 +56,9 @@ cargo test --locked -- --test-threads=4 \
   --skip a_pod_runs_on_the_strict_groups_handler_of_each_configured_config \
   --skip through_podman_and_conmon
 
+echo "== the fuzz targets still build (scripts/fuzz.sh runs them)"
+cargo check --locked --quiet --manifest-path fuzz/Cargo.toml --bins
+
 echo "== README command 1: the demo (KEP-3619's pod on runc and on strict-groups), its output checked"
 recorded "$ctd16_v, $runc_v" "the demo (scripts/demo.sh, checked by scripts/check-demo.sh)" scripts/check-demo.sh
 

@@ -9,6 +9,6 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     if let Ok(config) = NodeConfig::parse(text) {
-        let _ = config.runtime.len();
+        let _ = config.config.runtime.len();
     }
 });
