@@ -2,7 +2,7 @@
 # Installs strict-groups on a node, or removes it again.
 #
 #   install.sh [--root DIR] [--binary FILE] [--runtime auto|containerd|k3s|rke2|crio]
-#              [--restart] [--uninstall]
+#              [--checksums SHA256SUMS [--keyring KEY.gpg]] [--restart] [--uninstall]
 #
 # Installs the binary as /usr/local/bin/strict-groups, a default
 # /etc/strict-groups/config.toml (if none), and adds the `strict-groups`
@@ -20,11 +20,18 @@
 # --binary F   the strict-groups binary to install (default: beside this script,
 #              else the release build of this checkout)
 # --runtime R  which runtime to configure (default: auto-detect)
+# --checksums S  refuse a binary whose SHA-256 is not the one S lists for its
+#              file name (a release's SHA256SUMS); checked before it is run
+# --keyring K  and refuse S unless S.asc is a good signature of S by a key in
+#              K (an OpenPGP public key, binary as `gpg --export` writes it;
+#              needs gpgv)
 set -eu
 
 root=/
 binary=
 runtime=auto
+checksums=
+keyring=
 restart=no
 uninstall=no
 usage() { echo "install.sh: $* (see --help)" >&2; exit 2; }
@@ -41,6 +48,10 @@ while [ $# -gt 0 ]; do
     --binary=*) binary=${1#--binary=}; shift ;;
     --runtime) value "$@"; runtime=$2; shift 2 ;;
     --runtime=*) runtime=${1#--runtime=}; shift ;;
+    --checksums) value "$@"; checksums=$2; shift 2 ;;
+    --checksums=*) checksums=${1#--checksums=}; shift ;;
+    --keyring) value "$@"; keyring=$2; shift 2 ;;
+    --keyring=*) keyring=${1#--keyring=}; shift ;;
     --restart) restart=yes; shift ;;
     --uninstall) uninstall=yes; shift ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
@@ -150,6 +161,28 @@ keep_dirs() {
   for m in $missing; do echo "$m" >>"$(at $STATE)/dirs"; done
 }
 
+# Refuses the binary unless SHA256SUMS (signed, with a keyring) lists its
+# SHA-256 under its file name.
+verify_binary() {
+  [ -n "$checksums" ] || { [ -z "$keyring" ] || usage "--keyring needs --checksums"; return 0; }
+  [ -f "$checksums" ] || die "$checksums: no such file"
+  if [ -n "$keyring" ]; then
+    [ -f "$keyring" ] || die "$keyring: no such file"
+    [ -f "$checksums.asc" ] || die "$checksums.asc: no such file (the signature of $checksums)"
+    command -v gpgv >/dev/null || die "gpgv is needed to check $checksums.asc (apt-get install gpgv, dnf install gnupg2)"
+    gpgv --keyring "$keyring" "$checksums.asc" "$checksums" >/dev/null 2>&1 ||
+      die "$checksums.asc is not a good signature of $checksums by a key in $keyring: refusing to install"
+    say "$checksums: good signature by a key in $keyring"
+  fi
+  name=$(basename "$binary")
+  want=$(awk -v n="$name" '{ f = $2; sub(/^\*/, "", f) } f == n { print $1; exit }' "$checksums")
+  [ -n "$want" ] || die "$checksums lists no file named $name: refusing to install"
+  got=$(sha256sum "$binary" | cut -d' ' -f1)
+  [ "$got" = "$want" ] ||
+    die "$binary: SHA-256 $got, but $checksums lists $want for $name: refusing to install"
+  say "$binary: SHA-256 matches $checksums"
+}
+
 install_node() {
   if [ -z "$binary" ]; then
     for candidate in "$here/strict-groups" "$here"/target/*/release/strict-groups "$here/target/release/strict-groups"; do
@@ -159,6 +192,7 @@ install_node() {
   [ -n "$binary" ] && [ -x "$binary" ] || die "no strict-groups binary (give --binary FILE, or build with scripts/build-release.sh)"
   # A name without a slash is the file here, not a command on PATH.
   case "$binary" in */*) ;; *) binary=./$binary ;; esac
+  verify_binary
   "$binary" version >/dev/null 2>&1 || die "$binary does not run here"
   [ "$runtime" = auto ] && runtime=$(detect_runtime)
   file=$(runtime_file "$runtime")

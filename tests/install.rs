@@ -410,3 +410,164 @@ fn restart_restarts_the_running_service_and_a_failed_restart_fails() {
         stderr(&out)
     );
 }
+
+/// A throw-away OpenPGP key in its own GNUPGHOME: signs files, exports its
+/// public half, and stops its agent when dropped.
+struct ReleaseKey {
+    home: tempfile::TempDir,
+}
+
+impl ReleaseKey {
+    fn new(uid: &str) -> Self {
+        let key = ReleaseKey {
+            home: tempfile::tempdir().unwrap(),
+        };
+        key.gpg(&[
+            "--passphrase",
+            "",
+            "--quick-gen-key",
+            uid,
+            "ed25519",
+            "sign",
+            "never",
+        ]);
+        key
+    }
+
+    fn gpg(&self, args: &[&str]) {
+        let out = Command::new("gpg")
+            .env("GNUPGHOME", self.home.path())
+            .args(["--batch", "--yes", "--pinentry-mode", "loopback"])
+            .args(args)
+            .output()
+            .expect("gpg (apt-get install gnupg)");
+        assert!(out.status.success(), "gpg {args:?}: {}", stderr(&out));
+    }
+
+    fn sign(&self, file: &Path) {
+        let asc = format!("{}.asc", file.display());
+        let file = file.to_str().unwrap();
+        self.gpg(&["--armor", "--detach-sign", "--output", &asc, file]);
+    }
+
+    fn export(&self, to: &Path) {
+        self.gpg(&["--export", "--output", to.to_str().unwrap()]);
+    }
+}
+
+impl Drop for ReleaseKey {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf")
+            .env("GNUPGHOME", self.home.path())
+            .args(["--kill", "gpg-agent"])
+            .status();
+    }
+}
+
+/// `--checksums` and `--keyring`: the binary is installed only when a good
+/// signature by the given key covers a SHA256SUMS that lists its hash under
+/// its name; each kind of tampering is refused before the binary runs, and
+/// the node is left untouched.
+#[test]
+fn a_release_is_verified_before_it_is_installed() {
+    let rel = tempfile::tempdir().unwrap();
+    let name = "strict-groups-0.1.0-x86_64";
+    let binary = rel.path().join(name);
+    std::fs::copy(wrapper_bin(), &binary).unwrap();
+    let sha = |p: &Path| {
+        let out = Command::new("sha256sum").arg(p).output().unwrap();
+        stdout(&out).split_whitespace().next().unwrap().to_string()
+    };
+    let sums = rel.path().join("SHA256SUMS");
+    let listing = format!(
+        "{}  strict-groups_0.1.0-1_amd64.deb\n{}  {name}\n",
+        "ab".repeat(32),
+        sha(&binary)
+    );
+    std::fs::write(&sums, &listing).unwrap();
+    let key = ReleaseKey::new("strict-groups test release <release@example.invalid>");
+    key.sign(&sums);
+    let keyring = rel.path().join("release-key.gpg");
+    key.export(&keyring);
+    let other = ReleaseKey::new("someone else <other@example.invalid>");
+    let other_keyring = rel.path().join("other-key.gpg");
+    other.export(&other_keyring);
+
+    let run = |binary: &Path, args: &[&str]| {
+        let root = node(&[]);
+        let out = Command::new("sh")
+            .arg(install_sh())
+            .arg("--root")
+            .arg(root.path())
+            .arg("--binary")
+            .arg(binary)
+            .args(args)
+            .output()
+            .unwrap();
+        let installed = root.path().join("usr/local/bin/strict-groups").exists();
+        (out, installed)
+    };
+    let (sums_s, key_s, other_s) = (
+        sums.to_str().unwrap(),
+        keyring.to_str().unwrap(),
+        other_keyring.to_str().unwrap(),
+    );
+
+    let (out, installed) = run(&binary, &["--checksums", sums_s, "--keyring", key_s]);
+    assert!(out.status.success() && installed, "{}", stderr(&out));
+    assert!(stdout(&out).contains("good signature"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("SHA-256 matches"), "{}", stdout(&out));
+
+    let refused = |binary: &Path, args: &[&str], why: &str| {
+        let (out, installed) = run(binary, args);
+        assert!(!out.status.success(), "{why}: installed anyway");
+        assert!(!installed, "{why}: the binary was put on the node");
+        assert!(stderr(&out).contains(why), "{why}: {}", stderr(&out));
+    };
+    refused(
+        &binary,
+        &["--checksums", sums_s, "--keyring", other_s],
+        "is not a good signature",
+    );
+    // A tampered binary under the listed name.
+    let evil_dir = tempfile::tempdir().unwrap();
+    let evil = evil_dir.path().join(name);
+    let mut bytes = std::fs::read(&binary).unwrap();
+    bytes.push(0);
+    std::fs::write(&evil, bytes).unwrap();
+    std::fs::set_permissions(&evil, std::fs::Permissions::from_mode(0o755)).unwrap();
+    refused(
+        &evil,
+        &["--checksums", sums_s, "--keyring", key_s],
+        "refusing to install",
+    );
+    // A SHA256SUMS changed after signing: here, to list the tampered binary.
+    std::fs::write(&sums, listing.replace(&sha(&binary), &sha(&evil))).unwrap();
+    refused(
+        &evil,
+        &["--checksums", sums_s, "--keyring", key_s],
+        "is not a good signature",
+    );
+    // Unsigned, the changed list is taken at its word: the keyring is what
+    // makes it trustworthy.
+    let (out, installed) = run(&evil, &["--checksums", sums_s]);
+    assert!(out.status.success() && installed, "{}", stderr(&out));
+    std::fs::write(&sums, &listing).unwrap();
+    // A binary by another name than the listed one.
+    let renamed = evil_dir.path().join("strict-groups");
+    std::fs::copy(&binary, &renamed).unwrap();
+    refused(
+        &renamed,
+        &["--checksums", sums_s],
+        "lists no file named strict-groups",
+    );
+    // No signature file beside SHA256SUMS.
+    std::fs::remove_file(rel.path().join("SHA256SUMS.asc")).unwrap();
+    refused(
+        &binary,
+        &["--checksums", sums_s, "--keyring", key_s],
+        "SHA256SUMS.asc: no such file",
+    );
+    let (out, _) = run(&binary, &["--keyring", key_s]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
