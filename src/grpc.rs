@@ -79,7 +79,8 @@ pub fn unary(socket: &Path, call: &Call, timeout: Duration) -> io::Result<Reply>
             format!("no answer within {timeout:?}"),
         )
     };
-    write_by(&mut stream, &request(call, timeout)?, deadline).map_err(|_| timed_out())?;
+    let relabel = |e: io::Error| if is_timeout(&e) { timed_out() } else { e };
+    write_by(&mut stream, &request(call, timeout)?, deadline).map_err(relabel)?;
     let mut reply = ReplyReader::default();
     let mut buf = Vec::with_capacity(4096);
     let mut chunk = [0u8; 8192];
@@ -93,7 +94,7 @@ pub fn unary(socket: &Path, call: &Call, timeout: Duration) -> io::Result<Reply>
             return Ok(done);
         }
         if !answers.is_empty() {
-            write_by(&mut stream, &answers, deadline).map_err(|_| timed_out())?;
+            write_by(&mut stream, &answers, deadline).map_err(relabel)?;
             answers.clear();
         }
         let left = deadline.saturating_duration_since(Instant::now());
@@ -278,8 +279,11 @@ fn parse_frame(buf: &[u8]) -> io::Result<Option<(Frame<'_>, usize)>> {
         return Ok(None);
     }
     let len = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]) as usize;
-    if len > MAX_REPLY {
-        return Err(bad("a frame is larger than 16 MiB"));
+    // The client never raises SETTINGS_MAX_FRAME_SIZE (RFC 9113, 4.2).
+    if len > MAX_FRAME {
+        return Err(bad(&format!(
+            "a frame of {len} bytes (the limit is {MAX_FRAME})"
+        )));
     }
     if buf.len() < 9 + len {
         return Ok(None);
@@ -346,9 +350,10 @@ impl ReplyReader {
             PING if f.flags & ACK == 0 => frame(&mut answer, PING, ACK, 0, f.payload),
             // Header blocks of other streams would change the decoder's
             // table; the server may open none (push is off).
-            HEADERS | PUSH_PROMISE | CONTINUATION if f.stream != STREAM => {
+            HEADERS | CONTINUATION if f.stream != STREAM => {
                 return Err(bad("headers on a stream the client did not open"));
             }
+            PUSH_PROMISE => return Err(bad("a PUSH_PROMISE (push is off)")),
             GOAWAY if self.done.is_none() => {
                 let code = be_u32(f.payload, 4);
                 let last = be_u32(f.payload, 0) & 0x7fff_ffff;
@@ -385,6 +390,11 @@ impl ReplyReader {
                 }
             }
             CONTINUATION => {
+                if self.block.len() + f.payload.len() > 2 * MAX_HEADER_LIST {
+                    return Err(bad(
+                        "a header block larger than twice the header list limit",
+                    ));
+                }
                 self.block.extend_from_slice(f.payload);
                 self.continuing = f.flags & END_HEADERS == 0;
                 if !self.continuing {
@@ -423,10 +433,11 @@ impl ReplyReader {
             return Ok(());
         }
         let code = grpc_status
+            .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|s| s.parse::<u32>().ok())
             .ok_or_else(|| bad("the call ended without a grpc-status"))?;
         self.done = Some(if code == 0 {
-            Reply::Message(message(&self.data)?)
+            Reply::Message(message(std::mem::take(&mut self.data))?)
         } else {
             Reply::Status {
                 code,
@@ -461,18 +472,19 @@ fn unpad<'a>(f: &Frame<'a>) -> io::Result<&'a [u8]> {
 
 /// The one message of a unary reply: a 5-byte prefix (not compressed,
 /// length) and the message.
-fn message(data: &[u8]) -> io::Result<Vec<u8>> {
-    let (prefix, rest) = data
-        .split_at_checked(5)
-        .ok_or_else(|| bad("the call ended without a message"))?;
-    if prefix[0] != 0 {
+fn message(mut data: Vec<u8>) -> io::Result<Vec<u8>> {
+    if data.len() < 5 {
+        return Err(bad("the call ended without a message"));
+    }
+    if data[0] != 0 {
         return Err(bad("a compressed message (none was asked for)"));
     }
-    let len = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
-    if rest.len() != len {
+    let len = be_u32(&data, 1) as usize;
+    if data.len() - 5 != len {
         return Err(bad("the message's length does not match its prefix"));
     }
-    Ok(rest.to_vec())
+    data.drain(..5);
+    Ok(data)
 }
 
 /// grpc-message is percent-encoded (gRPC over HTTP/2).
@@ -483,6 +495,7 @@ fn percent_decoded(s: &str) -> String {
     while i < bytes.len() {
         let hex = bytes
             .get(i + 1..i + 3)
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
             .and_then(|h| std::str::from_utf8(h).ok())
             .and_then(|h| u8::from_str_radix(h, 16).ok());
         match (bytes[i], hex) {
@@ -629,6 +642,15 @@ mod tests {
             if f.kind == DATA {
                 assert_eq!(f.payload, b"\x00\x00\x00\x00\x05\x0a\x03abc");
             }
+            if f.kind == SETTINGS {
+                // ENABLE_PUSH 0, INITIAL_WINDOW_SIZE 16 MiB, MAX_HEADER_LIST_SIZE 64 KiB.
+                let want =
+                    b"\x00\x02\x00\x00\x00\x00\x00\x04\x01\x00\x00\x00\x00\x06\x00\x01\x00\x00";
+                assert_eq!(f.payload, want);
+            }
+            if f.kind == WINDOW_UPDATE {
+                assert_eq!(be_u32(f.payload, 0), (16 << 20) - 65_535);
+            }
             rest = &rest[used..];
         }
         assert!(rest.is_empty());
@@ -684,7 +706,10 @@ mod tests {
 
         let (dir, _server) = serve(Some(b"HTTP/1.1 400 Bad Request\r\n\r\n".to_vec()));
         let err = unary(&dir.path().join("s"), &call(), Duration::from_secs(2)).unwrap_err();
-        assert_ne!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+        assert!(
+            err.to_string().contains("a frame of 4740180 bytes"),
+            "{err}"
+        );
 
         let mut reset = Vec::new();
         frame(&mut reset, RST_STREAM, 0, STREAM, &2u32.to_be_bytes());
@@ -702,7 +727,7 @@ mod tests {
         big_entry.extend(std::iter::repeat_n(b'x', 4000));
         let bomb: Vec<u8> = big_entry
             .into_iter()
-            .chain(std::iter::repeat_n(0xbe, 15_000))
+            .chain(std::iter::repeat_n(0xbe, 12_000))
             .collect();
         let cases: Vec<(&str, Vec<u8>)> = vec![
             ("truncated header block", {
@@ -730,6 +755,29 @@ mod tests {
             ("a stream the client did not open", {
                 let mut out = Vec::new();
                 frame(&mut out, HEADERS, END_HEADERS, 2, &headers);
+                out
+            }),
+            ("PUSH_PROMISE", {
+                let mut out = Vec::new();
+                frame(
+                    &mut out,
+                    PUSH_PROMISE,
+                    END_HEADERS,
+                    STREAM,
+                    &[0, 0, 0, 2, 0x88],
+                );
+                out
+            }),
+            ("without a grpc-status", {
+                let mut out = Vec::new();
+                let trailers = header_block(&[(":status", "200"), ("grpc-status", "+5")]);
+                frame(
+                    &mut out,
+                    HEADERS,
+                    END_HEADERS | END_STREAM,
+                    STREAM,
+                    &trailers,
+                );
                 out
             }),
             ("PING frame not of 8 bytes", {
@@ -796,11 +844,11 @@ mod tests {
 
     #[test]
     fn message_framing() {
-        assert_eq!(message(b"\x00\x00\x00\x00\x02hi").unwrap(), b"hi");
-        assert!(message(b"\x00\x00\x00\x00\x03hi").is_err());
-        assert!(message(b"\x01\x00\x00\x00\x02hi").is_err());
-        assert!(message(b"").is_err());
-        assert_eq!(percent_decoded("a%20b%zz%"), "a b%zz%");
+        assert_eq!(message(b"\x00\x00\x00\x00\x02hi".to_vec()).unwrap(), b"hi");
+        assert!(message(b"\x00\x00\x00\x00\x03hi".to_vec()).is_err());
+        assert!(message(b"\x01\x00\x00\x00\x02hi".to_vec()).is_err());
+        assert!(message(Vec::new()).is_err());
+        assert_eq!(percent_decoded("a%20b%zz%%+f"), "a b%zz%%+f");
         assert_eq!(code_name(5), "NotFound");
         assert_eq!(code_name(99), "Unknown");
     }

@@ -9,6 +9,7 @@
 //! for a 4 KiB table entry). Only the fields the caller asks for are handed
 //! out; the dynamic table is kept so that later blocks decode correctly.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 
 /// The dynamic table size every HTTP/2 peer starts with
@@ -83,16 +84,20 @@ impl Decoder {
             }
             // A literal: 01 with indexing (6-bit index of its name),
             // 0000 and 0001 without (4-bit index); index 0, a literal name.
+            // Each string is refused as soon as it cannot fit in what is
+            // left of the list, before it is decoded in full.
             let index = first & 0x40 != 0;
             let i = input.integer(if index { 6 } else { 4 })?;
-            let name = match i {
-                0 => input.string()?,
-                i => self.entry(i)?.0.to_vec(),
+            let room = max_list.saturating_sub(list + ENTRY_OVERHEAD);
+            let name: Cow<[u8]> = match i {
+                0 => Cow::Owned(input.string(room)?),
+                i => Cow::Borrowed(self.entry(i)?.0),
             };
-            let value = input.string()?;
+            let value = input.string(room.saturating_sub(name.len()))?;
             list = count(list, name.len() + value.len(), max_list)?;
             field(&name, &value);
             if index {
+                let name = name.into_owned();
                 self.insert(name, value);
             }
         }
@@ -169,17 +174,23 @@ impl Input<'_> {
         Err("an integer larger than 2^28 in a header block".into())
     }
 
-    /// A string literal (5.2), Huffman-coded or not.
-    fn string(&mut self) -> Result<Vec<u8>, String> {
+    /// A string literal (5.2), Huffman-coded or not, of at most `max`
+    /// bytes decoded.
+    fn string(&mut self, max: usize) -> Result<Vec<u8>, String> {
         let huffman = self.0.first().is_some_and(|b| b & 0x80 != 0);
         let len = self.integer(7)?;
         if len > self.0.len() {
             return Err("a string longer than its header block".into());
         }
+        // Decoded, a string has its raw length, or Huffman-coded at least
+        // 8 bits per 30 (the longest code).
+        if (if huffman { len * 8 / 30 } else { len }) > max {
+            return Err(TOO_LARGE.into());
+        }
         let (bytes, rest) = self.0.split_at(len);
         self.0 = rest;
         if huffman {
-            huffman_decode(bytes)
+            huffman_decode(bytes, max)
         } else {
             Ok(bytes.to_vec())
         }
@@ -244,11 +255,13 @@ const CANONICAL: Canonical = {
     c
 };
 
-/// A Huffman-coded string (5.2): EOS inside, padding longer than 7 bits
-/// or not all ones are errors.
-fn huffman_decode(bytes: &[u8]) -> Result<Vec<u8>, String> {
+const TOO_LARGE: &str = "a header field larger than what is left of the header list's limit";
+
+/// A Huffman-coded string (5.2) of at most `max` bytes decoded: EOS inside,
+/// padding longer than 7 bits or not all ones are errors.
+fn huffman_decode(bytes: &[u8], max: usize) -> Result<Vec<u8>, String> {
     let c = &CANONICAL;
-    let mut out = Vec::with_capacity(bytes.len() * 8 / 5);
+    let mut out = Vec::with_capacity((bytes.len() * 8 / 5).min(max));
     let (mut code, mut len) = (0u32, 0usize);
     for &byte in bytes {
         for bit in (0..8).rev() {
@@ -259,6 +272,9 @@ fn huffman_decode(bytes: &[u8]) -> Result<Vec<u8>, String> {
                 let symbol = c.symbols[(c.offset[len] as u32 + i) as usize];
                 if symbol == EOS {
                     return Err("EOS inside a Huffman-coded string".into());
+                }
+                if out.len() == max {
+                    return Err(TOO_LARGE.into());
                 }
                 out.push(symbol as u8);
                 (code, len) = (0, 0);
@@ -445,21 +461,22 @@ mod tests {
     #[test]
     fn malformed_blocks_are_errors() {
         for (block, why) in [
-            ("3f", "a truncated table size update"),
-            ("3fe1ff", "a table size update past the limit"),
-            ("80", "index 0"),
-            ("be", "an index past the empty dynamic table"),
-            ("ff", "a truncated index"),
-            ("ffffffffffff7f", "an index past 2^28"),
-            ("0003616263", "a string longer than the block"),
-            ("00", "a literal without its name"),
-            ("000161 8185", "bad Huffman padding (the 5-bit code of '0')"),
-            ("000161 84ffffffff", "EOS inside a Huffman string"),
-            ("000161 82ffff", "padding longer than 7 bits"),
+            ("3f", "truncated"),
+            ("3fe21f", "a table size of 4097"),
+            ("80", "index 0 is not"),
+            ("be", "index 62 is not"),
+            ("ff", "truncated"),
+            ("ffffffffffff7f", "larger than 2^28"),
+            ("000361626303", "a string longer than"),
+            ("00", "truncated"),
+            ("000161 8185", "invalid padding"),
+            ("000161 84ffffffff", "EOS inside"),
+            ("000161 82ffff", "invalid padding"),
             ("82 20", "a table size update after a field"),
         ] {
             let mut d = Decoder::default();
-            assert!(decode(&mut d, &hex(block)).is_err(), "{why}: {block}");
+            let err = decode(&mut d, &hex(block)).unwrap_err();
+            assert!(err.contains(why), "{block}: {err}, not {why}");
         }
     }
 
@@ -482,6 +499,68 @@ mod tests {
         let err = d.decode(&block, 65_536, |_, _| calls += 1).unwrap_err();
         assert!(err.contains("65536"), "{err}");
         assert!(calls <= 16, "{calls}");
+    }
+
+    /// One literal larger than the list's limit is refused before it is
+    /// decoded: raw, or Huffman-coded (8 of its bits per 30 at least).
+    #[test]
+    fn a_literal_past_the_cap_is_refused_before_decoding() {
+        for huffman in [0x00u8, 0x80] {
+            let mut block = vec![0x00, 0x01, b'a', huffman | 0x7f];
+            let mut rest = 1_000_000 - 127;
+            while rest >= 128 {
+                block.push((rest % 128 + 128) as u8);
+                rest /= 128;
+            }
+            block.push(rest as u8);
+            block.extend(std::iter::repeat_n(b'a', 1_000_000));
+            let err = Decoder::default()
+                .decode(&block, 65_536, |_, _| {})
+                .unwrap_err();
+            assert_eq!(err, TOO_LARGE);
+        }
+    }
+
+    /// Every byte value, coded with the canonical code built here from the
+    /// lengths by sorting (not from the decoder's tables), decodes back:
+    /// codes of every length up to 30 bits, and the padding after them.
+    #[test]
+    fn every_byte_value_round_trips_through_huffman() {
+        let mut order: Vec<usize> = (0..257).collect();
+        order.sort_by_key(|&s| (CODE_LENGTHS[s], s));
+        let mut codes = [0u32; 257];
+        let (mut code, mut prev) = (0u32, CODE_LENGTHS[order[0]]);
+        for (i, &s) in order.iter().enumerate() {
+            if i > 0 {
+                code = (code + 1) << (CODE_LENGTHS[s] - prev);
+            }
+            prev = CODE_LENGTHS[s];
+            codes[s] = code;
+        }
+        assert_eq!(
+            codes[b'a' as usize], 0x3,
+            "RFC 7541 Appendix B: 'a' is 00011"
+        );
+        assert_eq!(codes[256], 0x3fff_ffff, "EOS is 30 ones");
+        for text in [
+            (0..=255u8).collect::<Vec<u8>>(),
+            b"grpc-status".to_vec(),
+            vec![0xff; 3],
+        ] {
+            let (mut bits, mut n, mut out) = (0u64, 0u32, Vec::new());
+            for &b in &text {
+                bits = bits << CODE_LENGTHS[b as usize] | u64::from(codes[b as usize]);
+                n += u32::from(CODE_LENGTHS[b as usize]);
+                while n >= 8 {
+                    n -= 8;
+                    out.push((bits >> n) as u8);
+                }
+            }
+            if n > 0 {
+                out.push((bits << (8 - n)) as u8 | (0xff >> n));
+            }
+            assert_eq!(huffman_decode(&out, usize::MAX).unwrap(), text);
+        }
     }
 
     /// Whatever the bytes, decoding returns (never panics), a decoded list
