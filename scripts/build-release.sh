@@ -12,6 +12,10 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 target=${1:-$(uname -m)-unknown-linux-musl}
 # --target keeps these flags off build scripts and proc-macros, which run on the host.
-RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static ${RUSTFLAGS:-}" \
-  cargo build --locked --release --target "$target" >&2
+# The crates' sources are named by a path under /cargo, not this machine's
+# CARGO_HOME (panic messages hold them): the same commit gives the same
+# bytes wherever and whenever it is built (scripts/check-reproducible.sh).
+cargo_home=${CARGO_HOME:-$HOME/.cargo}
+RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static --remap-path-prefix=$cargo_home=/cargo ${RUSTFLAGS:-}" \
+  cargo auditable build --locked --release --target "$target" >&2
 echo "target/$target/release/strict-groups"

@@ -4,7 +4,8 @@
 # and gcc-aarch64-linux-gnu as the linker driver (the target brings its own
 # C library and start files), then runs the unit and property tests of the
 # library under qemu-user.
-# Usage: scripts/cross-arm64.sh   (scripts/setup.sh installs the toolchain)
+# Usage: scripts/cross-arm64.sh [--build-only]   (scripts/setup.sh installs
+# the toolchain; --build-only, as packaging does, skips the tests)
 # Prints the binary's path last.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,10 +13,13 @@ export PATH="$HOME/.cargo/bin:$PATH"
 target=aarch64-unknown-linux-musl
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUNNER=qemu-aarch64-static
-export RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static"
-cargo build --locked --release --target "$target" --target-dir target/cross >&2
-echo "== aarch64 unit and property tests under qemu-aarch64" >&2
-cargo test --locked --lib --target "$target" --target-dir target/cross >&2
+# Crate sources named under /cargo, as scripts/build-release.sh does.
+export RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
+cargo auditable build --locked --release --target "$target" --target-dir target/cross >&2
+if [ "${1:-}" != --build-only ]; then
+  echo "== aarch64 unit and property tests under qemu-aarch64" >&2
+  cargo test --locked --lib --target "$target" --target-dir target/cross >&2
+fi
 bin=target/cross/$target/release/strict-groups
 qemu-aarch64-static "$bin" version >&2
 echo "$bin"

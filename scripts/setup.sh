@@ -9,7 +9,9 @@
 # - the musl targets of Rust (x86_64 and aarch64, from rustup: the binary
 #   that ships is static on musl), gcc-aarch64-linux-gnu as the aarch64
 #   linker driver, qemu-user-static to run aarch64 binaries;
-# - cargo-deb and cargo-generate-rpm;
+# - cargo-deb and cargo-generate-rpm (packages), cargo-auditable (the
+#   dependency list inside the binary), cargo-deny (licences, bans, sources);
+#   gnupg for the release's signatures;
 # - the other stacks the tests run on, under .tools/: containerd 1.7 and 2.1
 #   from Debian 13's and Debian unstable's packages (download only) and youki
 #   from crates.io.
@@ -20,7 +22,7 @@ have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok ins
 
 packages=(runc crun containerd podman busybox-static protobuf-compiler golang-go golang-github-opencontainers-runc-dev jq time rpm cpio
   file libseccomp-dev pkg-config ca-certificates gcc-aarch64-linux-gnu
-  libc6-dev-arm64-cross qemu-user-static)
+  libc6-dev-arm64-cross qemu-user-static gnupg gpgv binutils)
 missing=()
 for p in "${packages[@]}"; do have "$p" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -42,7 +44,7 @@ cargo --version
 for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
   rustup target list --installed | grep -qx "$target" || rustup target add "$target"
 done
-for tool in cargo-deb cargo-generate-rpm; do
+for tool in cargo-deb cargo-generate-rpm cargo-auditable cargo-deny; do
   command -v "$tool" >/dev/null || cargo install --locked --quiet "$tool"
 done
 scripts_dir=$(dirname "$0")

@@ -149,6 +149,12 @@ recorded "$crun_v (cgroup2 unmounted)" "OCI runtime-tools suite (ociVersion 1.0.
 echo "== OCI runtime-tools conformance: youki vs strict-groups over youki"
 recorded "$youki_v" "OCI runtime-tools suite: bare vs wrapped" scripts/conformance.sh "$youki" "$bin"
 
+echo "== the release: cargo deny (licences, bans, sources), then built twice and compared"
+recorded "cargo-deny $(version_of cargo deny --version)" "cargo deny check licenses bans sources (deny.toml)" \
+  sh -c 'cargo deny --locked check licenses bans sources && echo "result: licenses ok, bans ok, sources ok"'
+recorded "packaging/release.sh (x86_64, aarch64)" "two release builds compared, one signed (scripts/check-reproducible.sh)" \
+  scripts/check-reproducible.sh
+
 echo "== what ran where"
 cat "$table"
 echo "== all tests passed"

@@ -89,6 +89,8 @@ fn daemonset_image_installs_onto_the_node_root() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
+    let digest = stdout(&out);
+    assert_pinned_by_digest(&archive, &digest);
 
     // The node's root: runc and a containerd config with comments.
     let host = dir.path().join("host");
@@ -146,6 +148,48 @@ fn daemonset_image_installs_onto_the_node_root() {
         format!("strict-groups {}", env!("CARGO_PKG_VERSION"))
     );
     node.remove_pod(&pod);
+}
+
+/// The digest build-image.sh printed is the archive's manifest, and the
+/// DaemonSet that pinned.sh writes runs exactly that image, per architecture.
+fn assert_pinned_by_digest(archive: &Path, digest: &str) {
+    let mut tar = tar::Archive::new(std::fs::File::open(archive).unwrap());
+    let mut index = None;
+    for entry in tar.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap() == Path::new("./index.json") {
+            index = Some(serde_json::from_reader::<_, serde_json::Value>(&mut entry).unwrap());
+        }
+    }
+    let index = index.expect("index.json in the archive");
+    assert_eq!(index["manifests"][0]["digest"], digest);
+    for (arch, oci_arch) in [("x86_64", "amd64"), ("aarch64", "arm64")] {
+        let out = Command::new(top().join("packaging/daemonset/pinned.sh"))
+            .args([digest, arch])
+            .env("IMAGE_REPO", "registry.test/sg/installer")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let ds: Value = serde_yaml::from_slice(&out.stdout).unwrap();
+        let pod = &ds["spec"]["template"];
+        assert_eq!(
+            pod["spec"]["containers"][0]["image"].as_str(),
+            Some(format!("registry.test/sg/installer@{digest}").as_str())
+        );
+        assert_eq!(pod["spec"]["nodeSelector"]["kubernetes.io/arch"], oci_arch);
+        assert_eq!(pod["spec"]["nodeSelector"][LABEL], "installed");
+        let name = format!("strict-groups-installer-{oci_arch}");
+        assert_eq!(ds["metadata"]["name"].as_str(), Some(name.as_str()));
+        assert_eq!(
+            ds["spec"]["selector"]["matchLabels"],
+            pod["metadata"]["labels"]
+        );
+    }
+    let out = Command::new(top().join("packaging/daemonset/pinned.sh"))
+        .args(["latest", "x86_64"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a tag is not a digest");
 }
 
 /// `packaging/build.sh` on this machine's architecture: the .deb installs a
@@ -213,4 +257,103 @@ fn deb_and_rpm_install_a_working_binary() {
         .output()
         .unwrap();
     assert_eq!(stdout(&v), format!("strict-groups {version}"));
+
+    sbom_names_what_is_inside(&dist, arch, &[&deb, &rpm]);
+}
+
+fn sha256_hex(path: &Path) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(std::fs::read(path).unwrap());
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The SBOM that packaging/build.sh writes: the binary and packages by
+/// their SHA-256, and exactly the crates that `cargo auditable` recorded
+/// inside the binary, each with a licence and the checksum Cargo.lock pins.
+fn sbom_names_what_is_inside(dist: &Path, arch: &str, packages: &[&Path]) {
+    use std::collections::BTreeSet;
+    let version = env!("CARGO_PKG_VERSION");
+    let binary = dist.join(format!("strict-groups-{version}-{arch}"));
+    let sbom_path = dist.join(format!("strict-groups-{version}-{arch}.spdx.json"));
+    let sbom: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&sbom_path).unwrap()).unwrap();
+    assert_eq!(sbom["spdxVersion"], "SPDX-2.3");
+    let listed = sbom["packages"].as_array().unwrap();
+    let checksum = |p: &serde_json::Value| {
+        p["checksums"][0]["checksumValue"]
+            .as_str()
+            .map(String::from)
+    };
+    let ours = listed
+        .iter()
+        .find(|p| p["name"] == "strict-groups")
+        .unwrap();
+    assert_eq!(checksum(ours), Some(sha256_hex(&binary)));
+    for package in packages {
+        let name = package.file_name().unwrap().to_str().unwrap();
+        let entry = listed.iter().find(|p| p["name"] == name);
+        assert_eq!(
+            entry.and_then(checksum),
+            Some(sha256_hex(package)),
+            "{name}"
+        );
+    }
+
+    // The dependency list cargo auditable put in the binary (.dep-v0, zlib JSON).
+    let section = tempfile::NamedTempFile::new().unwrap();
+    let scratch = tempfile::NamedTempFile::new().unwrap();
+    let out = Command::new("objcopy")
+        .arg(format!(
+            "--dump-section=.dep-v0={}",
+            section.path().display()
+        ))
+        .arg(&binary)
+        .arg(scratch.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "no .dep-v0 section: {out:?}");
+    let json = flate2::read::ZlibDecoder::new(std::fs::File::open(section.path()).unwrap());
+    let audit: serde_json::Value = serde_json::from_reader(json).unwrap();
+    let embedded: BTreeSet<(String, String)> = audit["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().into(),
+                p["version"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(embedded.len() > 20, "{embedded:?}");
+
+    let lock: toml::Value =
+        toml::from_str(&std::fs::read_to_string(top().join("Cargo.lock")).unwrap()).unwrap();
+    let pinned = |name: &str, version: &str| {
+        lock["package"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"].as_str() == Some(name) && p["version"].as_str() == Some(version))
+            .and_then(|p| p.get("checksum"))
+            .and_then(|c| c.as_str())
+            .map(String::from)
+    };
+    let mut in_sbom = BTreeSet::from([("strict-groups".to_string(), version.to_string())]);
+    for crate_ in listed
+        .iter()
+        .filter(|p| p["SPDXID"].as_str().unwrap().starts_with("SPDXRef-Crate-"))
+    {
+        let (name, v) = (
+            crate_["name"].as_str().unwrap(),
+            crate_["versionInfo"].as_str().unwrap(),
+        );
+        assert_eq!(checksum(crate_), pinned(name, v), "{name} {v}");
+        assert_ne!(crate_["licenseDeclared"], "NOASSERTION", "{name} {v}");
+        in_sbom.insert((name.into(), v.into()));
+    }
+    assert_eq!(
+        in_sbom, embedded,
+        "the SBOM and the binary's own list differ"
+    );
 }

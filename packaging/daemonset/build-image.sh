@@ -5,6 +5,7 @@
 # shell and tools install.sh needs). Load it with
 # `ctr -n k8s.io images import` or push it with skopeo/crane.
 # Usage: build-image.sh BINARY OUT.tar [x86_64|aarch64]
+# Prints the image's manifest digest (sha256:...), the one to pin it by.
 set -euo pipefail
 [ $# -ge 2 ] || { sed -n '2,8p' "$0"; exit 2; }
 binary=$1 out=$2 arch=${3:-x86_64}
@@ -63,4 +64,5 @@ cat >"$work/layout/index.json" <<JSON
 JSON
 echo '{"imageLayoutVersion":"1.0.0"}' >"$work/layout/oci-layout"
 tar --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work/layout" -cf "$out" .
-echo "build-image: $out ($name, $oci_arch)" >&2
+echo "build-image: $out ($name, $oci_arch, sha256:$manifest)" >&2
+echo "sha256:$manifest"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Writes the DaemonSet of packaging/daemonset/daemonset.yaml for one
+# architecture, its image pinned by digest (so a node runs exactly the image
+# that was built and checksummed, whatever a tag later points to): named and
+# selected per architecture (strict-groups-installer-amd64, -arm64, so that a
+# cluster of both runs both), on nodes of that architecture.
+# Usage: pinned.sh sha256:DIGEST x86_64|aarch64 > daemonset-ARCH.yaml
+# The image's repository: $IMAGE_REPO (default registry.example.com/strict-groups-installer);
+# push the archive there keeping its digest (skopeo copy --preserve-digests
+# oci-archive:FILE.tar docker://REPO:VERSION).
+set -euo pipefail
+[ $# -eq 2 ] || { sed -n '2,10p' "$0"; exit 2; }
+digest=$1 arch=$2
+case "$digest" in sha256:????????????????????????????????????????????????????????????????) ;;
+  *) echo "pinned: $digest is not a sha256 digest" >&2; exit 2 ;; esac
+case "$arch" in
+  x86_64) oci_arch=amd64 ;;
+  aarch64) oci_arch=arm64 ;;
+  *) echo "pinned: unknown arch $arch" >&2; exit 2 ;;
+esac
+repo=${IMAGE_REPO:-registry.example.com/strict-groups-installer}
+echo "# For $oci_arch nodes, the image pinned by digest (written by packaging/build.sh)."
+sed -e "s|^\( *image:\).*|\1 $repo@$digest|" \
+  -e "s|strict-groups-installer\$|strict-groups-installer-$oci_arch|" \
+  -e "s|^\( *\)strict-groups.io/runtime: installed\$|&\n\1kubernetes.io/arch: $oci_arch|" \
+  "$(dirname "$0")/daemonset.yaml"

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds a release into dist/ (emptied first): for each architecture
+# (default x86_64 and aarch64) the static binary, .deb, .rpm, installer image
+# and its DaemonSet pinned by digest (packaging/build.sh); then SHA256SUMS
+# over all of them and, when SIGNING_KEY names a gpg key (in $GNUPGHOME or
+# ~/.gnupg), SHA256SUMS.asc, its detached signature, and the key's public
+# half as strict-groups-release-key.gpg (binary, for gpgv and apt's
+# signed-by). Reproducible: the same commit gives the same SHA256SUMS
+# (scripts/check-reproducible.sh builds twice and compares).
+# Usage: [SIGNING_KEY=FINGERPRINT] packaging/release.sh [x86_64] [aarch64]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+arches=("$@")
+[ ${#arches[@]} -gt 0 ] || arches=(x86_64 aarch64)
+rm -rf dist
+mkdir dist
+for arch in "${arches[@]}"; do
+  packaging/build.sh "$arch" >&2
+done
+(cd dist && sha256sum -- * >SHA256SUMS)
+if [ -n "${SIGNING_KEY:-}" ]; then
+  gpg --batch --yes --local-user "$SIGNING_KEY" --armor --detach-sign --output dist/SHA256SUMS.asc dist/SHA256SUMS
+  gpg --batch --yes --export --output dist/strict-groups-release-key.gpg "$SIGNING_KEY"
+  echo "release: dist/SHA256SUMS signed by $SIGNING_KEY" >&2
+fi
+cat dist/SHA256SUMS
