@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 arch=${1:-x86_64}
 # Every time stamp in the packages and the image is the commit's, so that the
-# same commit builds the same bytes (scripts/check-reproducible.sh).
+# same commit builds the same bytes (scripts/check-release.sh).
 if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
   SOURCE_DATE_EPOCH=$(git log -1 --format=%ct 2>/dev/null) ||
     { echo "packaging: not a git checkout: set SOURCE_DATE_EPOCH (the release's time, in seconds)" >&2; exit 2; }

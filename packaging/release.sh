@@ -6,7 +6,7 @@
 # ~/.gnupg), SHA256SUMS.asc, its detached signature, and the key's public
 # half as strict-groups-release-key.gpg (binary, for gpgv and apt's
 # signed-by). Reproducible: the same commit gives the same SHA256SUMS
-# (scripts/check-reproducible.sh builds twice and compares).
+# (scripts/check-release.sh builds twice and compares).
 # Usage: [SIGNING_KEY=FINGERPRINT] packaging/release.sh [x86_64] [aarch64]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -14,7 +14,7 @@ target=${1:-$(uname -m)-unknown-linux-musl}
 # --target keeps these flags off build scripts and proc-macros, which run on the host.
 # The crates' sources are named by a path under /cargo, not this machine's
 # CARGO_HOME (panic messages hold them): the same commit gives the same
-# bytes wherever and whenever it is built (scripts/check-reproducible.sh).
+# bytes wherever and whenever it is built (scripts/check-release.sh).
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
 RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static --remap-path-prefix=$cargo_home=/cargo ${RUSTFLAGS:-}" \
   cargo auditable build --locked --release --target "$target" >&2

@@ -11,7 +11,8 @@
 #   linker driver, qemu-user-static to run aarch64 binaries;
 # - cargo-deb and cargo-generate-rpm (packages), cargo-auditable (the
 #   dependency list inside the binary), cargo-deny (licences, bans, sources);
-#   gnupg for the release's signatures;
+#   gnupg, apt-utils and createrepo-c for the release's signatures and
+#   signed package repositories;
 # - the other stacks the tests run on, under .tools/: containerd 1.7 and 2.1
 #   from Debian 13's and Debian unstable's packages (download only) and youki
 #   from crates.io.
@@ -22,7 +23,7 @@ have() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok ins
 
 packages=(runc crun containerd podman busybox-static protobuf-compiler golang-go golang-github-opencontainers-runc-dev jq time rpm cpio
   file libseccomp-dev pkg-config ca-certificates gcc-aarch64-linux-gnu
-  libc6-dev-arm64-cross qemu-user-static gnupg gpgv binutils)
+  libc6-dev-arm64-cross qemu-user-static gnupg gpgv binutils apt-utils createrepo-c)
 missing=()
 for p in "${packages[@]}"; do have "$p" || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

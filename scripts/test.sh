@@ -152,8 +152,8 @@ recorded "$youki_v" "OCI runtime-tools suite: bare vs wrapped" scripts/conforman
 echo "== the release: cargo deny (licences, bans, sources), then built twice and compared"
 recorded "cargo-deny $(version_of cargo deny --version)" "cargo deny check licenses bans sources (deny.toml)" \
   sh -c 'cargo deny --locked check licenses bans sources && echo "result: licenses ok, bans ok, sources ok"'
-recorded "packaging/release.sh (x86_64, aarch64)" "two release builds compared, one signed (scripts/check-reproducible.sh)" \
-  scripts/check-reproducible.sh
+recorded "packaging/release.sh (x86_64, aarch64)" "two release builds compared, one signed; signed apt and rpm repositories (scripts/check-release.sh)" \
+  scripts/check-release.sh
 
 echo "== what ran where"
 cat "$table"
