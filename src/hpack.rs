@@ -563,18 +563,23 @@ mod tests {
         }
     }
 
+    /// A deterministic pseudo-random sequence (xorshift64), for tests
+    /// that draw many inputs and must fail the same way each run.
+    fn xorshift(mut seed: u64) -> impl FnMut() -> u64 {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        }
+    }
+
     /// Whatever the bytes, decoding returns (never panics), a decoded list
     /// never passes the cap and the table never its size. Blocks are drawn
     /// from bytes that start each representation, so that most go deep.
     #[test]
     fn arbitrary_blocks_never_panic() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15u64);
         const STARTS: [u8; 8] = [0x3f, 0xff, 0x40, 0x80 | 62, 0x00, 0x10, 0x7f, 0x20];
         for _ in 0..200_000 {
             let mut d = Decoder::with_limit(64);
@@ -601,13 +606,7 @@ mod tests {
     /// same lists: the dynamic table stays in step through evictions.
     #[test]
     fn lists_from_another_encoder_round_trip() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed
-        };
+        let mut next = xorshift(0x2545_f491_4f6c_dd1du64);
         let mut encoder = fluke_hpack::Encoder::new();
         let mut d = Decoder::default();
         let names = [
