@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds a release into dist/ (emptied first): for each architecture
 # (default x86_64 and aarch64) the static binary, .deb, .rpm, installer image
-# and its DaemonSet pinned by digest (packaging/build.sh); then SHA256SUMS
+# and its DaemonSet pinned by digest, and their SBOM (packaging/build.sh);
+# with several architectures, one installer image of all of them (an OCI
+# image index) and the one DaemonSet pinned to it; then SHA256SUMS
 # over all of them and, when SIGNING_KEY names a gpg key (in $GNUPGHOME or
 # ~/.gnupg), SHA256SUMS.asc, its detached signature, and the key's public
 # half as strict-groups-release-key.gpg (binary, for gpgv and apt's
@@ -17,6 +19,14 @@ mkdir dist
 for arch in "${arches[@]}"; do
   packaging/build.sh "$arch" >&2
 done
+# One installer image for all architectures, and the DaemonSet pinned to it.
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+if [ ${#arches[@]} -gt 1 ]; then
+  images=()
+  for arch in "${arches[@]}"; do images+=("dist/strict-groups-installer-$version-$arch.tar"); done
+  index=$(packaging/daemonset/multiarch.sh "dist/strict-groups-installer-$version.tar" "${images[@]}" 2>/dev/null)
+  packaging/daemonset/pinned.sh "$index" all >"dist/strict-groups-installer-$version.yaml"
+fi
 (cd dist && sha256sum -- * >SHA256SUMS)
 if [ -n "${SIGNING_KEY:-}" ]; then
   gpg --batch --yes --local-user "$SIGNING_KEY" --armor --detach-sign --output dist/SHA256SUMS.asc dist/SHA256SUMS

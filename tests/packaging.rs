@@ -76,21 +76,76 @@ fn static_binary() -> PathBuf {
     top().join(stdout(&out))
 }
 
+/// The installer image runs from a multi-architecture archive (multiarch.sh):
+/// containerd picks this node's image from the index. The other image has
+/// `true` as its shell, so that had containerd picked it, nothing would be
+/// installed.
 #[test]
 fn daemonset_image_installs_onto_the_node_root() {
     require_root();
     let dir = tempfile::tempdir().unwrap();
-    let archive = dir.path().join("installer.tar");
     let name = "localhost/strict-groups-test/installer:1";
-    let out = Command::new(top().join("packaging/daemonset/build-image.sh"))
-        .arg(static_binary())
+    let (this_arch, other_arch) = match std::env::consts::ARCH {
+        "x86_64" => ("x86_64", "aarch64"),
+        _ => ("aarch64", "x86_64"),
+    };
+    let image = |arch: &str, busybox: Option<&str>| {
+        let archive = dir.path().join(format!("installer-{arch}.tar"));
+        let mut cmd = Command::new(top().join("packaging/daemonset/build-image.sh"));
+        cmd.arg(static_binary())
+            .arg(&archive)
+            .arg(arch)
+            .env("IMAGE_NAME", name);
+        if let Some(b) = busybox {
+            cmd.env("BUSYBOX", b);
+        }
+        let out = cmd.output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let digest = stdout(&out);
+        assert_pinned_by_digest(&archive, &digest);
+        (archive, digest)
+    };
+    let (this, this_digest) = image(this_arch, None);
+    let (other, other_digest) = image(other_arch, Some("/bin/true"));
+    let archive = dir.path().join("installer.tar");
+    let out = Command::new(top().join("packaging/daemonset/multiarch.sh"))
         .arg(&archive)
-        .env("IMAGE_NAME", name)
+        .args([&this, &other])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
-    let digest = stdout(&out);
-    assert_pinned_by_digest(&archive, &digest);
+    let index_digest = stdout(&out);
+    let index = oci_blob(&archive, &index_digest);
+    let platforms: Vec<(String, String)> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let arch = m["platform"]["architecture"].as_str().unwrap();
+            (m["digest"].as_str().unwrap().to_string(), arch.to_string())
+        })
+        .collect();
+    let oci = |arch: &str| if arch == "x86_64" { "amd64" } else { "arm64" }.to_string();
+    assert_eq!(
+        platforms,
+        [
+            (this_digest, oci(this_arch)),
+            (other_digest, oci(other_arch))
+        ]
+    );
+    let out = Command::new(top().join("packaging/daemonset/pinned.sh"))
+        .args([&index_digest, "all"])
+        .output()
+        .unwrap();
+    let ds: Value = serde_yaml::from_slice(&out.stdout).unwrap();
+    let pod = &ds["spec"]["template"]["spec"];
+    assert!(
+        pod["containers"][0]["image"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("@{index_digest}"))
+    );
+    assert!(pod["nodeSelector"].get("kubernetes.io/arch").is_none());
 
     // The node's root: runc and a containerd config with comments.
     let host = dir.path().join("host");
@@ -150,19 +205,34 @@ fn daemonset_image_installs_onto_the_node_root() {
     node.remove_pod(&pod);
 }
 
+/// A file of an OCI archive, parsed: `index.json`, or a blob by its digest
+/// (checked against it).
+fn oci_blob(archive: &Path, name_or_digest: &str) -> serde_json::Value {
+    let path = match name_or_digest.strip_prefix("sha256:") {
+        Some(hex) => format!("./blobs/sha256/{hex}"),
+        None => format!("./{name_or_digest}"),
+    };
+    let mut tar = tar::Archive::new(std::fs::File::open(archive).unwrap());
+    for entry in tar.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.path().unwrap() == Path::new(&path) {
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+            if name_or_digest.starts_with("sha256:") {
+                assert_eq!(format!("sha256:{}", sha256_hex_of(&bytes)), name_or_digest);
+            }
+            return serde_json::from_slice(&bytes).unwrap();
+        }
+    }
+    panic!("{path} not in {}", archive.display());
+}
+
 /// The digest build-image.sh printed is the archive's manifest, and the
 /// DaemonSet that pinned.sh writes runs exactly that image, per architecture.
 fn assert_pinned_by_digest(archive: &Path, digest: &str) {
-    let mut tar = tar::Archive::new(std::fs::File::open(archive).unwrap());
-    let mut index = None;
-    for entry in tar.entries().unwrap() {
-        let mut entry = entry.unwrap();
-        if entry.path().unwrap() == Path::new("./index.json") {
-            index = Some(serde_json::from_reader::<_, serde_json::Value>(&mut entry).unwrap());
-        }
-    }
-    let index = index.expect("index.json in the archive");
+    let index = oci_blob(archive, "index.json");
     assert_eq!(index["manifests"][0]["digest"], digest);
+    oci_blob(archive, digest);
     for (arch, oci_arch) in [("x86_64", "amd64"), ("aarch64", "arm64")] {
         let out = Command::new(top().join("packaging/daemonset/pinned.sh"))
             .args([digest, arch])
@@ -261,10 +331,14 @@ fn deb_and_rpm_install_a_working_binary() {
     sbom_names_what_is_inside(&dist, arch, &[&deb, &rpm]);
 }
 
-fn sha256_hex(path: &Path) -> String {
+fn sha256_hex_of(bytes: &[u8]) -> String {
     use sha2::Digest;
-    let digest = sha2::Sha256::digest(std::fs::read(path).unwrap());
+    let digest = sha2::Sha256::digest(bytes);
     digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sha256_hex(path: &Path) -> String {
+    sha256_hex_of(&std::fs::read(path).unwrap())
 }
 
 /// The SBOM that packaging/build.sh writes: the binary and packages by
