@@ -16,7 +16,7 @@ if [ -z "${SOURCE_DATE_EPOCH:-}" ]; then
     { echo "packaging: not a git checkout: set SOURCE_DATE_EPOCH (the release's time, in seconds)" >&2; exit 2; }
 fi
 export SOURCE_DATE_EPOCH
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+version=$(scripts/version.sh)
 mkdir -p dist
 case "$arch" in
   x86_64)

@@ -20,7 +20,7 @@ for arch in "${arches[@]}"; do
   packaging/build.sh "$arch" >&2
 done
 # One installer image for all architectures, and the DaemonSet pinned to it.
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+version=$(scripts/version.sh)
 if [ ${#arches[@]} -gt 1 ]; then
   images=()
   for arch in "${arches[@]}"; do images+=("dist/strict-groups-installer-$version-$arch.tar"); done

@@ -5,7 +5,9 @@
 # to the hypervisor on a VM: 0.3 ms of the 0.45 ms an exec of a static glibc
 # binary costs on the development VM), and runs on any Linux host.
 # Usage: scripts/build-release.sh [TARGET]   (default: this host's arch, musl;
-# `rustup target add x86_64-unknown-linux-musl`, as scripts/setup.sh does)
+# `rustup target add x86_64-unknown-linux-musl`, as scripts/setup.sh does;
+# CARGO_TARGET_DIR and a cross linker's CARGO_TARGET_<T>_LINKER are honoured:
+# scripts/cross-arm64.sh builds aarch64 through this script)
 # Prints the path of the binary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,4 +20,4 @@ target=${1:-$(uname -m)-unknown-linux-musl}
 cargo_home=${CARGO_HOME:-$HOME/.cargo}
 RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static --remap-path-prefix=$cargo_home=/cargo ${RUSTFLAGS:-}" \
   cargo auditable build --locked --release --target "$target" >&2
-echo "target/$target/release/strict-groups"
+echo "${CARGO_TARGET_DIR:-target}/$target/release/strict-groups"

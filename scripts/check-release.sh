@@ -21,10 +21,14 @@ work=$(mktemp -d /tmp/sg-release.XXXXXX)
 chmod 755 "$work" # apt reads file: repositories as its own user
 export GNUPGHOME=$work/gnupg
 trap 'gpgconf --kill gpg-agent 2>/dev/null; rm -rf "$work"' EXIT
-mkdir -m 700 "$GNUPGHOME"
-gpg --batch --pinentry-mode loopback --passphrase '' --quiet \
-  --quick-gen-key "strict-groups throw-away test key <release@example.invalid>" ed25519 sign 1d
-key=$(gpg --batch --with-colons --list-secret-keys | awk -F: '$1 == "fpr" { print $10; exit }')
+# A throw-away signing key for USER-ID in a new keyring GNUPGHOME; prints its fingerprint.
+new_key() { # GNUPGHOME USER-ID
+  mkdir -m 700 "$1"
+  GNUPGHOME=$1 gpg --batch --pinentry-mode loopback --passphrase '' --quiet \
+    --quick-gen-key "$2" ed25519 sign 1d
+  GNUPGHOME=$1 gpg --batch --with-colons --list-secret-keys | awk -F: '$1 == "fpr" { print $10; exit }'
+}
+key=$(new_key "$GNUPGHOME" "strict-groups throw-away test key <release@example.invalid>")
 start=$SECONDS
 dirs=(a build-b-in-a-longer-directory)
 # Both copies first: the checkout may change while the first one builds.
@@ -58,9 +62,7 @@ keyring=$dist/strict-groups-release-key.gpg
 other=$work/other.gpg
 (
   export GNUPGHOME=$work/other-gnupg
-  mkdir -m 700 "$GNUPGHOME"
-  gpg --batch --pinentry-mode loopback --passphrase '' --quiet \
-    --quick-gen-key "someone else <other@example.invalid>" ed25519 sign 1d
+  new_key "$GNUPGHOME" "someone else <other@example.invalid>" >/dev/null
   gpg --batch --export --output "$other"
   gpg --batch --armor --export --output "$other.asc"
   gpgconf --kill gpg-agent
@@ -89,7 +91,7 @@ apt_on() { # KEYRING REPO APT-GET-ARGS...
 }
 apt_install() { apt_on "$1" "$2" update && apt_on "$1" "$2" install -y --no-install-recommends strict-groups; }
 
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+version=$(scripts/version.sh)
 if apt_install "$keyring" "$repos/apt" >"$work/out" 2>&1; then
   /usr/bin/strict-groups version | grep -qx "strict-groups $version"
   dpkg --purge strict-groups >/dev/null

@@ -13,13 +13,12 @@ export PATH="$HOME/.cargo/bin:$PATH"
 target=aarch64-unknown-linux-musl
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_RUNNER=qemu-aarch64-static
-# Crate sources named under /cargo, as scripts/build-release.sh does.
-export RUSTFLAGS="-C target-feature=+crt-static -C relocation-model=static --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
-cargo auditable build --locked --release --target "$target" --target-dir target/cross >&2
+export CARGO_TARGET_DIR=target/cross
+# The same flags and build as the x86_64 binary's.
+bin=$(scripts/build-release.sh "$target")
 if [ "${1:-}" != --build-only ]; then
   echo "== aarch64 unit and property tests under qemu-aarch64" >&2
-  cargo test --locked --lib --target "$target" --target-dir target/cross >&2
+  cargo test --locked --lib --target "$target" >&2
 fi
-bin=target/cross/$target/release/strict-groups
 qemu-aarch64-static "$bin" version >&2
 echo "$bin"

@@ -91,7 +91,7 @@ recorded "$podman_v, $crun_v (cgroup2 unmounted)" "tests/conmon.rs: run, podman 
 echo "== aarch64: static cross build, unit and property tests under qemu-user, packages"
 scripts/cross-arm64.sh
 packaging/build.sh aarch64
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+version=$(scripts/version.sh)
 deb_root=$(mktemp -d)
 dpkg-deb -x "dist/strict-groups_${version}-1_arm64.deb" "$deb_root"
 qemu-aarch64-static "$deb_root/usr/bin/strict-groups" version

@@ -10,7 +10,7 @@ set -euo pipefail
 [ $# -ge 2 ] || { sed -n '2,8p' "$0"; exit 2; }
 binary=$1 out=$2 arch=${3:-x86_64}
 top=$(cd "$(dirname "$0")/../.." && pwd)
-version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$top/Cargo.toml" | head -1)
+version=$("$top/scripts/version.sh")
 name=${IMAGE_NAME:-localhost/strict-groups-installer:$version}
 case "$arch" in
   x86_64) oci_arch=amd64 deb_arch=amd64 ;;

@@ -21,13 +21,14 @@ case "$arch" in
   *) echo "pinned: unknown arch $arch" >&2; exit 2 ;;
 esac
 repo=${IMAGE_REPO:-registry.example.com/strict-groups-installer}
+# The image pinned by digest; for one architecture also the name and the
+# node selector.
+edits=(-e "s|^\( *image:\).*|\1 $repo@$digest|")
 if [ -z "$oci_arch" ]; then
   echo "# For every node: the multi-architecture image index, pinned by digest."
-  sed -e "s|^\( *image:\).*|\1 $repo@$digest|" "$(dirname "$0")/daemonset.yaml"
-  exit 0
+else
+  echo "# For $oci_arch nodes, the image pinned by digest (written by packaging/build.sh)."
+  edits+=(-e "s|strict-groups-installer\$|strict-groups-installer-$oci_arch|"
+    -e "s|^\( *\)strict-groups.io/runtime: installed\$|&\n\1kubernetes.io/arch: $oci_arch|")
 fi
-echo "# For $oci_arch nodes, the image pinned by digest (written by packaging/build.sh)."
-sed -e "s|^\( *image:\).*|\1 $repo@$digest|" \
-  -e "s|strict-groups-installer\$|strict-groups-installer-$oci_arch|" \
-  -e "s|^\( *\)strict-groups.io/runtime: installed\$|&\n\1kubernetes.io/arch: $oci_arch|" \
-  "$(dirname "$0")/daemonset.yaml"
+sed "${edits[@]}" "$(dirname "$0")/daemonset.yaml"
