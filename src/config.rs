@@ -106,7 +106,10 @@ impl NodeConfig {
     /// Parses the text of a config file: the config and a warning per
     /// unknown key (which is then ignored).
     pub fn parse(text: &str) -> std::result::Result<Loaded, toml::de::Error> {
-        let mut table: toml::Table = toml::from_str(text)?;
+        let mut table: toml::Table = match plain_table(text) {
+            Some(table) => table,
+            None => toml::from_str(text)?,
+        };
         let unknown: Vec<String> = table
             .keys()
             .filter(|k| !KEYS.contains(&k.as_str()))
@@ -210,6 +213,77 @@ pub fn passthrough_runtime(path: &Path, invoked_as: &str) -> (String, Option<Str
     }
 }
 
+/// The node config read as the plain subset of TOML that node configs are
+/// written in, without the general parser (whose code, run once in a
+/// process this short, was most of the cost of reading the file): blank
+/// lines, `#` comment lines, `key = "string"` without escapes, `key =
+/// true|false`, `key = 123`, and one `[runtimes]` table of such lines.
+/// Anything else, a duplicate key included, is None, and the general parser
+/// reads the file (and reports what is wrong). Where it answers it answers
+/// as the general parser does (checked by a test and the fuzz target).
+pub fn plain_table(text: &str) -> Option<toml::Table> {
+    const BLANK: [char; 2] = [' ', '\t'];
+    let mut top = toml::Table::new();
+    let mut runtimes: Option<toml::Table> = None;
+    for line in text.split_inclusive('\n') {
+        // A line ends with LF or CRLF; any other CR is a control character.
+        let line = line
+            .strip_suffix('\n')
+            .map_or(line, |l| l.strip_suffix('\r').unwrap_or(l));
+        let line = line.trim_matches(BLANK);
+        if line.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+            return None;
+        }
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if line == "[runtimes]" {
+            if runtimes.is_some() || top.contains_key("runtimes") {
+                return None;
+            }
+            runtimes = Some(toml::Table::new());
+            continue;
+        }
+        let (key, value) = line.split_once('=')?;
+        let key = key.trim_end_matches(BLANK);
+        let bare = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+        if key.is_empty() || !key.bytes().all(bare) {
+            return None;
+        }
+        let value = plain_value(value.trim_start_matches(BLANK))?;
+        if runtimes
+            .as_mut()
+            .unwrap_or(&mut top)
+            .insert(key.to_string(), value)
+            .is_some()
+        {
+            return None;
+        }
+    }
+    if let Some(runtimes) = runtimes {
+        top.insert("runtimes".into(), toml::Value::Table(runtimes));
+    }
+    Some(top)
+}
+
+/// A string without escapes, a boolean or a decimal integer; None otherwise.
+fn plain_value(text: &str) -> Option<toml::Value> {
+    if let Some(body) = text.strip_prefix('"') {
+        let string = body.strip_suffix('"')?;
+        return (!string.contains(['"', '\\'])).then(|| toml::Value::String(string.into()));
+    }
+    match text {
+        "true" => Some(toml::Value::Boolean(true)),
+        "false" => Some(toml::Value::Boolean(false)),
+        _ if text.bytes().all(|b| b.is_ascii_digit())
+            && (text == "0" || !text.starts_with('0')) =>
+        {
+            text.parse().ok().map(toml::Value::Integer)
+        }
+        _ => None,
+    }
+}
+
 /// The value of a top-level line `runtime = "..."` of a file that is not
 /// valid TOML as a whole (before any table header).
 fn runtime_line(text: &str) -> Option<String> {
@@ -238,6 +312,91 @@ mod tests {
         let loaded = NodeConfig::parse(text).unwrap();
         assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
         loaded.config
+    }
+
+    /// Wherever the plain reading answers, the general parser gives the
+    /// same table: lines made of pieces on both sides of the subset's edges.
+    #[test]
+    fn plain_subset_reads_as_the_general_parser() {
+        let keys = [
+            "runtime", "mode", "runtimes", "x-y_9", "\"q\"", "", "a.b", "é", "k k",
+        ];
+        let separators = [" = ", "=", "\t=\t", " =", "= "];
+        let values = [
+            "\"a\"",
+            "\"\"",
+            "\"a#b=c\"",
+            "\"\\n\"",
+            "\"\\\"\"",
+            "true",
+            "false",
+            "0",
+            "007",
+            "-1",
+            "+1",
+            "1_0",
+            "9223372036854775807",
+            "9223372036854775808",
+            "\"é\"",
+            "\"\t\"",
+            "'lit'",
+            "[1]",
+            "\"a\" # c",
+            "\"a\"\"",
+            "True",
+            "1.5",
+            "",
+            "\"\u{1}\"",
+            "{}",
+        ];
+        let other_lines = [
+            "",
+            "# comment",
+            "#\u{1}",
+            "[runtimes]",
+            "[other]",
+            "[ runtimes ]",
+            "[runtimes] # c",
+            "  # indented",
+            "\u{feff}runtime = \"x\"",
+            "=",
+            "key",
+            "\t",
+        ];
+        let ends = ["\n", "\r\n", "\r", ""];
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let (mut answered, mut declined) = (0, 0);
+        for _ in 0..20_000 {
+            let mut text = String::new();
+            for _ in 0..next(6) {
+                if next(3) == 0 {
+                    text.push_str(other_lines[next(other_lines.len())]);
+                } else {
+                    text.push_str(keys[next(keys.len())]);
+                    text.push_str(separators[next(separators.len())]);
+                    text.push_str(values[next(values.len())]);
+                }
+                text.push_str(ends[next(ends.len())]);
+            }
+            match plain_table(&text) {
+                Some(plain) => {
+                    answered += 1;
+                    let general = toml::from_str::<toml::Table>(&text);
+                    assert_eq!(general.as_ref().ok(), Some(&plain), "{text:?}: {general:?}");
+                }
+                None => declined += 1,
+            }
+        }
+        // Both sides of the edge were exercised.
+        assert!(answered > 2000 && declined > 2000, "{answered} {declined}");
+        let shipped = include_str!("../config/config.toml");
+        assert!(plain_table(shipped).is_some());
     }
 
     #[test]

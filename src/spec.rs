@@ -77,7 +77,7 @@ impl Config {
 /// Reads a bundle's `config.json`.
 pub fn parse_config(bytes: &[u8]) -> Result<Config, SpecError> {
     let text = std::str::from_utf8(bytes)?;
-    let doc = object(root_value(text)?, "config")?;
+    let doc = document(text, "config")?;
     let user = match doc.get("process")? {
         Some(process) => {
             let process = object(process, "process")?;
@@ -105,14 +105,16 @@ pub fn parse_config(bytes: &[u8]) -> Result<Config, SpecError> {
     };
     let mut mount_destinations = Vec::new();
     if let Some(raw) = doc.get("mounts")? {
-        let mounts: Vec<&RawValue> =
+        // Each mount's entries in the same pass as the array.
+        let mounts: Vec<Entries> =
             serde_json::from_str(raw.get()).map_err(|e| field_error("mounts", e))?;
-        for (i, mount) in mounts.into_iter().enumerate() {
+        for (i, Entries(entries)) in mounts.into_iter().enumerate() {
             let path = format!("mounts[{i}]");
-            if let Some(dest) = object(mount, &path)?.get("destination")? {
+            let mount = Object { path, entries };
+            if let Some(dest) = mount.get("destination")? {
                 mount_destinations.push(
                     serde_json::from_str::<String>(dest.get())
-                        .map_err(|e| field_error(&format!("{path}.destination"), e))?,
+                        .map_err(|e| field_error(&format!("{}.destination", mount.path), e))?,
                 );
             }
         }
@@ -129,7 +131,7 @@ pub fn parse_config(bytes: &[u8]) -> Result<Config, SpecError> {
 /// object shaped as a spec's `process`.
 pub fn parse_process(bytes: &[u8]) -> Result<User, SpecError> {
     let text = std::str::from_utf8(bytes)?;
-    let process = object(root_value(text)?, "process")?;
+    let process = document(text, "process")?;
     parse_user(text, process.get("user")?, "user")
 }
 
@@ -177,8 +179,18 @@ pub fn rewrite_additional_gids(bytes: &[u8], user: &User, kept: &[u32]) -> Vec<u
     out
 }
 
-fn root_value(text: &str) -> Result<&RawValue, SpecError> {
-    Ok(serde_json::from_str::<&RawValue>(text)?)
+/// The top-level object of a whole document, read in one pass (its values'
+/// text is checked as they are skipped): a syntax error is the document's,
+/// any other shape is `path`'s.
+fn document<'a>(text: &'a str, path: &str) -> Result<Object<'a>, SpecError> {
+    match serde_json::from_str::<Entries<'a>>(text) {
+        Ok(Entries(entries)) => Ok(Object {
+            path: path.to_string(),
+            entries,
+        }),
+        Err(e) if e.classify() == serde_json::error::Category::Data => Err(field_error(path, e)),
+        Err(e) => Err(SpecError::Json(e)),
+    }
 }
 
 fn offset(text: &str, raw: &RawValue) -> (usize, usize) {
