@@ -3,17 +3,27 @@
 //! mode and owner, written, fsynced, then renamed over the original; the
 //! directory is fsynced so the rename itself survives a crash.
 
+use std::ffi::OsStr;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use nix::fcntl::{AtFlags, OFlag};
+use nix::sys::stat::{FileStat, Mode};
+use nix::unistd::UnlinkatFlags;
 
 use anyhow::{Context, Result};
 
 /// Reads at most `cap` bytes of `path`; a larger file is an error.
 pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
     let file = File::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let mut data = Vec::new();
+    // Room for the whole file as it is now, and one byte to see its end: two
+    // reads, where a growing buffer takes one per doubling.
+    let size = file.metadata().map_or(0, |m| m.len()).min(cap);
+    let mut data = Vec::with_capacity(size as usize + 1);
     file.take(cap + 1)
         .read_to_end(&mut data)
         .with_context(|| format!("reading {}", path.display()))?;
@@ -28,89 +38,136 @@ pub fn read_capped(path: &Path, cap: u64) -> Result<Vec<u8>> {
 
 /// Replaces `path` with `contents`, atomically.
 pub fn replace(path: &Path, contents: &[u8]) -> Result<()> {
-    let meta = std::fs::metadata(path).with_context(|| format!("reading {}", path.display()))?;
-    remove_stale_temps(path);
-    let tmp = temp_path(path);
-    let result = write_then_rename(path, &tmp, contents, &meta);
+    let (dir_path, name) = split(path);
+    // Every step is relative to the directory, opened once: no path is
+    // walked again, and the directory synced is the one renamed in.
+    let dir = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_CLOEXEC | libc::O_DIRECTORY)
+        .open(dir_path)
+        .with_context(|| format!("opening the directory of {}", path.display()))?;
+    let meta = nix::sys::stat::fstatat(Some(dir.as_raw_fd()), name, AtFlags::empty())
+        .with_context(|| format!("reading {}", path.display()))?;
+    remove_stale_temps(&dir, name);
+    let tmp = temp_name(name);
+    let result = write_then_rename(&dir, name, &tmp, contents, &meta);
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+        let _ = nix::unistd::unlinkat(
+            Some(dir.as_raw_fd()),
+            tmp.as_str(),
+            UnlinkatFlags::NoRemoveDir,
+        );
     }
     result.with_context(|| format!("rewriting {}", path.display()))
 }
 
-fn temp_prefix(path: &Path) -> String {
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
-    format!(".{name}.strict-groups.")
-}
-
-fn temp_path(path: &Path) -> PathBuf {
-    path.with_file_name(format!("{}{}.tmp", temp_prefix(path), std::process::id()))
-}
-
-/// Removes the temp files that killed wrappers left beside `path` (their
-/// process is gone, or its id is ours again). Best effort.
-fn remove_stale_temps(path: &Path) {
-    let prefix = temp_prefix(path);
+/// The directory holding `path` and its file name.
+fn split(path: &Path) -> (&Path, &OsStr) {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
+    (dir, path.file_name().unwrap_or_default())
+}
+
+fn temp_prefix(name: &OsStr) -> String {
+    format!(".{}.strict-groups.", name.to_string_lossy())
+}
+
+fn temp_name(name: &OsStr) -> String {
+    format!("{}{}.tmp", temp_prefix(name), std::process::id())
+}
+
+/// Removes the temp files that killed wrappers left beside `name` in `dir`
+/// (their process is gone, or its id is ours again). Best effort.
+fn remove_stale_temps(dir: &File, name: &OsStr) {
+    let prefix = temp_prefix(name);
+    for_each_name(dir, |entry| {
+        let Some(pid) = std::str::from_utf8(entry)
+            .ok()
             .and_then(|n| n.strip_prefix(prefix.as_str()))
             .and_then(|n| n.strip_suffix(".tmp"))
             .and_then(|n| n.parse::<i32>().ok())
         else {
-            continue;
+            return;
         };
         let gone = pid == std::process::id() as i32
             || nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None)
                 == Err(nix::errno::Errno::ESRCH);
         if gone {
-            let _ = std::fs::remove_file(entry.path());
+            let _ = nix::unistd::unlinkat(
+                Some(dir.as_raw_fd()),
+                OsStr::from_bytes(entry),
+                UnlinkatFlags::NoRemoveDir,
+            );
+        }
+    });
+}
+
+/// Calls `f` with the name of each entry of the directory `dir`, read with
+/// `getdents64` on the descriptor already held: a directory stream would
+/// open it again, and musl maps a buffer for each.
+fn for_each_name(dir: &File, mut f: impl FnMut(&[u8])) {
+    // linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, then
+    // the NUL-terminated name; records are 8-byte aligned.
+    let mut buf = [0u64; 512];
+    loop {
+        // SAFETY: the kernel writes at most the buffer's size into it.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                dir.as_raw_fd(),
+                buf.as_mut_ptr(),
+                std::mem::size_of_val(&buf),
+            )
+        };
+        if n <= 0 {
+            return;
+        }
+        // SAFETY: plain bytes of the buffer, of which the kernel filled `n`.
+        let bytes = unsafe { std::slice::from_raw_parts(buf.as_ptr().cast::<u8>(), n as usize) };
+        let mut at = 0;
+        while at + 19 <= bytes.len() {
+            let len = usize::from(u16::from_ne_bytes([bytes[at + 16], bytes[at + 17]]));
+            if len < 19 || at + len > bytes.len() {
+                return;
+            }
+            let name = &bytes[at + 19..at + len];
+            f(&name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())]);
+            at += len;
         }
     }
 }
 
 fn write_then_rename(
-    path: &Path,
-    tmp: &Path,
+    dir: &File,
+    name: &OsStr,
+    tmp: &str,
     contents: &[u8],
-    meta: &std::fs::Metadata,
+    meta: &FileStat,
 ) -> Result<()> {
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-        .open(tmp)
-        .with_context(|| format!("creating {}", tmp.display()))?;
-    std::os::unix::fs::fchown(&file, Some(meta.uid()), Some(meta.gid()))
+    let fd = nix::fcntl::openat(
+        Some(dir.as_raw_fd()),
+        tmp,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )
+    .with_context(|| format!("creating {tmp}"))?;
+    // SAFETY: openat returned a new descriptor that nothing else owns.
+    let mut file = unsafe { File::from_raw_fd(fd) };
+    std::os::unix::fs::fchown(&file, Some(meta.st_uid), Some(meta.st_gid))
         .context("setting owner")?;
-    file.set_permissions(meta.permissions())
+    file.set_permissions(std::fs::Permissions::from_mode(meta.st_mode & 0o7777))
         .context("setting mode")?;
     fault_point("written-partially");
     file.write_all(contents).context("writing")?;
     fault_point("written");
     file.sync_all().context("fsync")?;
     fault_point("synced");
-    std::fs::rename(tmp, path).context("renaming into place")?;
+    nix::fcntl::renameat(Some(dir.as_raw_fd()), tmp, Some(dir.as_raw_fd()), name)
+        .context("renaming into place")?;
     fault_point("renamed");
-    if let Some(dir) = path.parent() {
-        let dir = if dir.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            dir
-        };
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .context("fsync of the directory")?;
-    }
+    dir.sync_all().context("fsync of the directory")?;
     Ok(())
 }
 
@@ -146,6 +203,31 @@ mod tests {
         assert!(!dead.exists());
         assert!(alive.exists());
         assert_eq!(std::fs::read(&p).unwrap(), b"new");
+    }
+
+    /// Every name, over many `getdents64` calls (1000 entries of up to 200
+    /// bytes, some not UTF-8), as the directory stream of std lists them.
+    #[test]
+    fn every_name_of_a_large_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        for i in 0..1000 {
+            let mut name = format!("{i}-{}", "n".repeat(i % 200)).into_bytes();
+            if i % 7 == 0 {
+                name.push(0xff);
+            }
+            std::fs::write(dir.path().join(OsStr::from_bytes(&name)), "").unwrap();
+        }
+        let mut ours = Vec::new();
+        for_each_name(&File::open(dir.path()).unwrap(), |n| ours.push(n.to_vec()));
+        let mut std_names: Vec<Vec<u8>> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().as_bytes().to_vec())
+            .chain([b".".to_vec(), b"..".to_vec()])
+            .collect();
+        ours.sort();
+        std_names.sort();
+        assert_eq!(ours.len(), 1002);
+        assert_eq!(ours, std_names);
     }
 
     #[test]

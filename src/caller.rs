@@ -128,11 +128,16 @@ impl std::fmt::Display for Caller {
 
 /// The parent process's command line, read once per invocation.
 pub fn parent_cmdline() -> Option<Vec<u8>> {
-    std::fs::read(format!(
-        "/proc/{}/cmdline",
-        std::os::unix::process::parent_id()
-    ))
-    .ok()
+    use std::io::Read;
+    let path = format!("/proc/{}/cmdline", std::os::unix::process::parent_id());
+    // procfs reports a size of 0: a buffer of a page reads a shim's command
+    // line at once, where std::fs::read would grow from 32 bytes.
+    let mut data = Vec::with_capacity(4096);
+    std::fs::File::open(path)
+        .ok()?
+        .read_to_end(&mut data)
+        .ok()?;
+    Some(data)
 }
 
 #[cfg(test)]

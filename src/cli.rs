@@ -153,10 +153,10 @@ impl Invocation {
 
     /// Where the runtime's log lines go.
     pub fn log_target(&self) -> crate::log::Target {
-        crate::log::Target {
-            path: self.log.clone(),
-            format: crate::log::Format::from_flag(self.log_format.as_deref()),
-        }
+        crate::log::Target::new(
+            self.log.clone(),
+            crate::log::Format::from_flag(self.log_format.as_deref()),
+        )
     }
 }
 

@@ -19,7 +19,7 @@ use crate::caller::Caller;
 use crate::containerd;
 use crate::groups::{self, Rules};
 use crate::policy::Allowed;
-use crate::rootfs;
+use crate::rootfs::Rootfs;
 use crate::spec::Config;
 
 /// The most the wrapper reads of an image's `/etc/passwd` or `/etc/group`.
@@ -56,7 +56,7 @@ pub struct Declared {
 pub fn for_create(
     id: &str,
     endpoint: Option<&containerd::Endpoint>,
-    bundle: &Path,
+    rootfs: &Rootfs,
     config: &Config,
     caller: Caller,
 ) -> Result<Declared> {
@@ -75,7 +75,7 @@ pub fn for_create(
         None => "no containerd socket known (the caller is not containerd's shim, or named none)"
             .to_string(),
     };
-    let image = image_groups(bundle, config, caller)?;
+    let image = image_groups(rootfs, config, caller)?;
     Ok(Declared {
         source: Source::Rootfs,
         allowed: Allowed::AllBut(image),
@@ -88,11 +88,12 @@ pub fn for_create(
 /// The groups the image grants the process user, as the CRI runtime that
 /// wrote the spec computed them (both runtimes' rules when the caller is
 /// not known).
-fn image_groups(bundle: &Path, config: &Config, caller: Caller) -> Result<BTreeSet<u32>> {
-    let root = rootfs_of(bundle, config)?;
+fn image_groups(rootfs: &Rootfs, config: &Config, caller: Caller) -> Result<BTreeSet<u32>> {
+    let root = rootfs.path()?.display();
     let read = |file: &str| {
-        rootfs::read_in_root(&root, file, IMAGE_FILE_CAP)
-            .with_context(|| format!("recomputing image groups from {}", root.display()))
+        rootfs
+            .read(file, IMAGE_FILE_CAP)
+            .with_context(|| format!("recomputing image groups from {root}"))
     };
     let (passwd, group) = (read("/etc/passwd")?, read("/etc/group")?);
     let rules = match caller {
@@ -101,14 +102,10 @@ fn image_groups(bundle: &Path, config: &Config, caller: Caller) -> Result<BTreeS
         Caller::Unknown => Rules::Both,
     };
     groups::image_groups(passwd.as_deref(), group.as_deref(), config.user.uid, rules)
-        .with_context(|| format!("recomputing image groups from {}", root.display()))
+        .with_context(|| format!("recomputing image groups from {root}"))
 }
 
 /// The container's rootfs: `root.path`, relative to the bundle unless absolute.
-pub fn rootfs_of(bundle: &Path, config: &Config) -> Result<std::path::PathBuf> {
-    let root_path = config
-        .root_path
-        .as_deref()
-        .context("config.json has no root.path, so the image's files cannot be read")?;
-    Ok(bundle.join(root_path))
+pub fn rootfs_of(bundle: &Path, config: &Config) -> Rootfs {
+    Rootfs::new(config.root_path.as_deref().map(|p| bundle.join(p)))
 }

@@ -99,7 +99,14 @@ fn explain(args: &Args) -> Result<Value> {
     let config = &spec.doc;
     let caller = caller(args, &bundle);
     let endpoint = endpoint(args, &bundle).filter(|_| caller == Caller::Containerd);
-    let plan = plan::for_create(&id, &bundle, config, &node, caller, || endpoint.clone())?;
+    let plan = plan::for_create(
+        &id,
+        &crate::declared::rootfs_of(&bundle, config),
+        config,
+        &node,
+        caller,
+        || endpoint.clone(),
+    )?;
     let mut report = serde_json::Map::new();
     report.insert("bundle".into(), json!(bundle));
     report.insert("uid".into(), json!(config.user.uid));

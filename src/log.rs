@@ -8,14 +8,17 @@
 //! logrus' text format. Writes are single `write(2)` calls to a file opened
 //! with `O_APPEND`, so concurrent writers never interleave within a line.
 
-use std::fs::OpenOptions;
+use std::cell::OnceCell;
+use std::fmt::Write as _;
+use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
 /// Every message the wrapper writes starts with this.
 pub const PREFIX: &str = "strict-groups: ";
@@ -37,19 +40,53 @@ impl Format {
 }
 
 /// The runtime's `--log` file and `--log-format`, as the caller gave them.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The file is opened once, by [`Target::open`] or at the first line, and
+/// every line of the run goes through that descriptor (closed at the exec).
+#[derive(Debug)]
 pub struct Target {
     pub path: Option<PathBuf>,
     pub format: Format,
+    file: OnceCell<File>,
 }
 
 impl Target {
+    pub fn new(path: Option<PathBuf>, format: Format) -> Target {
+        Target {
+            path,
+            format,
+            file: OnceCell::new(),
+        }
+    }
+
+    /// Opens the `--log` file now (it is created as runc does), so that a
+    /// file that cannot be opened is known before anything is changed.
+    pub fn open(&self) -> std::io::Result<()> {
+        self.file().map(drop)
+    }
+
+    fn file(&self) -> std::io::Result<Option<&File>> {
+        let Some(path) = &self.path else {
+            return Ok(None);
+        };
+        if let Some(file) = self.file.get() {
+            return Ok(Some(file));
+        }
+        let file = open_for_append(path)?;
+        Ok(Some(self.file.get_or_init(|| file)))
+    }
+
     /// Appends one line; a `--log` that cannot be written is reported on stderr.
     pub fn write(&self, level: &str, msg: &str, fields: &Map<String, Value>) {
-        if let Some(path) = &self.path {
-            if let Err(e) = append(path, &line(self.format, level, msg, fields)) {
-                eprintln!("{PREFIX}cannot write to log {}: {e}", path.display());
-            }
+        self.write_line(&line(self.format, level, msg, fields));
+    }
+
+    /// Appends a line made by [`line`] in this target's format.
+    pub fn write_line(&self, line: &str) {
+        let written = self
+            .file()
+            .and_then(|file| file.map_or(Ok(()), |mut f| f.write_all(line.as_bytes())));
+        if let (Err(e), Some(path)) = (written, &self.path) {
+            eprintln!("{PREFIX}cannot write to log {}: {e}", path.display());
         }
     }
 
@@ -65,29 +102,34 @@ impl Target {
 /// One log line: level, message and extra fields, in this order.
 pub fn line(format: Format, level: &str, msg: &str, fields: &Map<String, Value>) -> String {
     let time = rfc3339_now();
+    let mut s = String::with_capacity(256);
     match format {
         Format::Json => {
-            let mut obj = Map::new();
-            obj.insert("level".into(), json!(level));
-            obj.insert("msg".into(), json!(msg));
-            obj.insert("time".into(), json!(time));
+            // The object written field by field: the same bytes as a Map
+            // serialised, without copying every field into one first.
+            let _ = write!(
+                s,
+                "{{\"level\":{},\"msg\":{},\"time\":\"{time}\"",
+                Value::from(level),
+                Value::from(msg)
+            );
             for (k, v) in fields {
-                obj.insert(k.clone(), v.clone());
+                if k != "level" && k != "msg" && k != "time" {
+                    let _ = write!(s, ",{}:{v}", Value::from(k.as_str()));
+                }
             }
-            let mut s = Value::Object(obj).to_string();
-            s.push('\n');
-            s
+            s.push('}');
         }
         Format::Text => {
             // logrus text: time="..." level=error msg="..." key=value
-            let mut s = format!("time={time:?} level={level} msg={}", json!(msg));
+            let _ = write!(s, "time={time:?} level={level} msg={}", Value::from(msg));
             for (k, v) in fields {
-                s.push_str(&format!(" {k}={v}"));
+                let _ = write!(s, " {k}={v}");
             }
-            s.push('\n');
-            s
         }
     }
+    s.push('\n');
+    s
 }
 
 /// Opens the runtime log file for appending, creating it as runc does.
@@ -100,27 +142,27 @@ pub fn open_for_append(path: &Path) -> std::io::Result<std::fs::File> {
         .open(path)
 }
 
-/// Appends `line` to the runtime log file.
-pub fn append(path: &Path, line: &str) -> std::io::Result<()> {
-    open_for_append(path)?.write_all(line.as_bytes())
-}
-
 /// Sends `msg` to the local syslog socket (journald on systemd nodes reads
 /// it), tagged `strict-groups`. Best effort: a node without a syslog daemon
-/// loses nothing else, and the send never blocks.
+/// loses nothing else, and the send never blocks. One socket per process,
+/// connected at the first message.
 pub fn syslog(severity: u8, msg: &str) {
     const FACILITY_DAEMON: u8 = 3;
-    let Ok(sock) = UnixDatagram::unbound() else {
+    static SOCKET: OnceLock<Option<(UnixDatagram, u32)>> = OnceLock::new();
+    let connected = SOCKET.get_or_init(|| {
+        let sock = UnixDatagram::unbound().ok()?;
+        sock.set_nonblocking(true).ok()?;
+        sock.connect("/dev/log").ok()?;
+        Some((sock, std::process::id()))
+    });
+    let Some((sock, pid)) = connected else {
         return;
     };
-    let _ = sock.set_nonblocking(true);
     let packet = format!(
-        "<{}>strict-groups[{}]: {}",
-        FACILITY_DAEMON * 8 + severity,
-        std::process::id(),
-        msg
+        "<{}>strict-groups[{pid}]: {msg}",
+        FACILITY_DAEMON * 8 + severity
     );
-    let _ = sock.send_to(packet.as_bytes(), "/dev/log");
+    let _ = sock.send(packet.as_bytes());
 }
 
 /// The current UTC time as RFC 3339 with nanoseconds, like Go's
@@ -156,6 +198,7 @@ fn rfc3339(secs: i64, nanos: u32) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn time_format() {
@@ -175,6 +218,45 @@ mod tests {
         assert_eq!(v["msg"], "strict-groups: x \"y\"");
         assert_eq!(v["container"], "abc");
         assert!(l.starts_with("{\"level\":\"error\",\"msg\":"));
+    }
+
+    #[test]
+    fn json_line_is_the_fields_serialised_in_order() {
+        let mut fields = Map::new();
+        fields.insert("b\"key".into(), json!([1, 2]));
+        fields.insert("a".into(), json!({"x": null, "y": "\u{1}é"}));
+        fields.insert("n".into(), json!(-1.5));
+        let l = line(Format::Json, "info", "m", &fields);
+        let time = l
+            .split("\"time\":\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
+        let mut expected = Map::new();
+        expected.insert("level".into(), json!("info"));
+        expected.insert("msg".into(), json!("m"));
+        expected.insert("time".into(), json!(time));
+        expected.extend(fields);
+        assert_eq!(l, format!("{}\n", Value::Object(expected)));
+    }
+
+    #[test]
+    fn one_descriptor_for_every_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.json");
+        let target = Target::new(Some(path.clone()), Format::Json);
+        target.open().unwrap();
+        // Renamed away after the open: the lines still reach the file opened.
+        std::fs::rename(&path, dir.path().join("moved")).unwrap();
+        target.write("info", "one", &Map::new());
+        target.write("info", "two", &Map::new());
+        let text = std::fs::read_to_string(dir.path().join("moved")).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+        assert!(!path.exists());
+        let nowhere = Target::new(Some(dir.path().join("no/such/dir/log")), Format::Text);
+        assert!(nowhere.open().is_err());
     }
 
     #[test]

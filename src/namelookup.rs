@@ -22,7 +22,7 @@ use anyhow::{Result, bail};
 
 use crate::declared::IMAGE_FILE_CAP;
 use crate::groups;
-use crate::rootfs;
+use crate::rootfs::{Rootfs, RootfsError};
 use crate::spec::Config;
 
 /// Where the wrapper caches what it learnt of runtime binaries (root only).
@@ -141,16 +141,17 @@ fn run_version(runtime: &Path) -> String {
 /// change it between this check and runc's read, as an exec probe runs again
 /// and again: that is refused too, for any process but uid 0 (which can do
 /// this to any file, and which a pod runs only where it trusts the image).
-pub fn check(root: &Path, config: &Config, gids: &[u32]) -> Result<()> {
-    let unreadable = |e: std::io::Error| {
+pub fn check(rootfs: &Rootfs, config: &Config, gids: &[u32]) -> Result<()> {
+    let root = rootfs.path()?;
+    let unreadable = |e: RootfsError| {
         anyhow::anyhow!(
             "resolving /etc/group in the image, in which the runtime (runc before 1.3) looks \
              the gids up by name: {e}"
         )
     };
-    let group_path = rootfs::resolve_in_root(root, "/etc/group").map_err(unreadable)?;
+    let group_path = rootfs.resolve("/etc/group").map_err(unreadable)?;
     for dest in &config.mount_destinations {
-        let resolved = rootfs::resolve_in_root(root, dest).map_err(unreadable)?;
+        let resolved = rootfs.resolve(dest).map_err(unreadable)?;
         if let Some(hit) = group_path
             .visited
             .iter()
@@ -185,7 +186,7 @@ pub fn check(root: &Path, config: &Config, gids: &[u32]) -> Result<()> {
             user.gid
         );
     }
-    let group = rootfs::read_in_root(root, "/etc/group", IMAGE_FILE_CAP).map_err(|e| {
+    let group = rootfs.read("/etc/group", IMAGE_FILE_CAP).map_err(|e| {
         anyhow::anyhow!(
             "reading the image's /etc/group, in which the runtime (runc before 1.3) looks the \
              gids up by name: {e}"
@@ -277,7 +278,14 @@ mod tests {
             crate::spec::parse_config(serde_json::json!({"mounts": mounts}).to_string().as_bytes())
                 .unwrap()
         };
-        let refused = |dests: &[&str]| check(root, &config(dests), &[1000]).is_err();
+        let refused = |dests: &[&str]| {
+            check(
+                &Rootfs::new(Some(root.to_path_buf())),
+                &config(dests),
+                &[1000],
+            )
+            .is_err()
+        };
         for d in [
             "/",
             "/etc",
@@ -327,25 +335,67 @@ mod tests {
         chown("etc/group", 0, 0);
         mode("etc", 0o755);
         mode("etc/group", 0o644);
-        assert!(check(root, &user(1000, 1000), &[1000]).is_ok());
+        assert!(
+            check(
+                &Rootfs::new(Some(root.to_path_buf())),
+                &user(1000, 1000),
+                &[1000]
+            )
+            .is_ok()
+        );
         // Group-writable by gid 0, the process's group (an OpenShift-style image).
         mode("etc/group", 0o664);
-        assert!(check(root, &user(1000, 1000), &[1000]).is_ok());
-        assert!(check(root, &user(1000, 0), &[0]).is_err());
-        assert!(check(root, &user(1000, 1000), &[1000, 0]).is_err());
+        assert!(
+            check(
+                &Rootfs::new(Some(root.to_path_buf())),
+                &user(1000, 1000),
+                &[1000]
+            )
+            .is_ok()
+        );
+        assert!(check(&Rootfs::new(Some(root.to_path_buf())), &user(1000, 0), &[0]).is_err());
+        assert!(
+            check(
+                &Rootfs::new(Some(root.to_path_buf())),
+                &user(1000, 1000),
+                &[1000, 0]
+            )
+            .is_err()
+        );
         mode("etc/group", 0o644);
         // Owned by the user; or its directory writable by all.
         chown("etc/group", 1000, 1000);
-        assert!(check(root, &user(1000, 1000), &[1000]).is_err());
+        assert!(
+            check(
+                &Rootfs::new(Some(root.to_path_buf())),
+                &user(1000, 1000),
+                &[1000]
+            )
+            .is_err()
+        );
         chown("etc/group", 0, 0);
         mode("etc", 0o777);
-        assert!(check(root, &user(1000, 1000), &[1000]).is_err());
+        assert!(
+            check(
+                &Rootfs::new(Some(root.to_path_buf())),
+                &user(1000, 1000),
+                &[1000]
+            )
+            .is_err()
+        );
         mode("etc", 0o755);
         // The image's root directory: /etc could be renamed away.
         mode(".", 0o777);
-        assert!(check(root, &user(1000, 1000), &[1000]).is_err());
+        assert!(
+            check(
+                &Rootfs::new(Some(root.to_path_buf())),
+                &user(1000, 1000),
+                &[1000]
+            )
+            .is_err()
+        );
         mode(".", 0o755);
         // uid 0 is not checked.
-        assert!(check(root, &user(0, 0), &[0]).is_ok());
+        assert!(check(&Rootfs::new(Some(root.to_path_buf())), &user(0, 0), &[0]).is_ok());
     }
 }

@@ -3,8 +3,6 @@
 //! `strict-groups explain` prints. One function, so that the two can never
 //! disagree.
 
-use std::path::Path;
-
 use anyhow::Result;
 
 use crate::caller::Caller;
@@ -12,6 +10,7 @@ use crate::config::NodeConfig;
 use crate::containerd::Endpoint;
 use crate::declared;
 use crate::policy::{self, Allowed, Decision, POLICY_ANNOTATION, Policy, PolicyChoice};
+use crate::rootfs::Rootfs;
 use crate::spec::{Config, User};
 
 /// Why the wrapper leaves a spec alone without asking for D.
@@ -73,7 +72,7 @@ pub fn only_primary(user: &User) -> bool {
 /// with nothing to remove cost no look-up.
 pub fn for_create(
     id: &str,
-    bundle: &Path,
+    rootfs: &Rootfs,
     config: &Config,
     node: &NodeConfig,
     caller: Caller,
@@ -103,7 +102,7 @@ pub fn for_create(
     if only_primary(user) {
         return Ok(keep_all(Some(choice), Skip::OnlyPrimary));
     }
-    let declared = declared::for_create(id, endpoint().as_ref(), bundle, config, caller)?;
+    let declared = declared::for_create(id, endpoint().as_ref(), rootfs, config, caller)?;
     let warning = (caller == Caller::Containerd && declared.source == declared::Source::Rootfs)
         .then(|| {
             format!(

@@ -96,8 +96,11 @@ impl Record<'_> {
     /// decision log that cannot be written is reported in `--log`.
     pub fn write(&self, target: &log::Target, node: &NodeConfig) {
         let fields = self.fields();
-        target.write("info", DECISION_MSG, &fields);
         let json_line = log::line(Format::Json, "info", DECISION_MSG, &fields);
+        match target.format {
+            Format::Json => target.write_line(&json_line),
+            Format::Text => target.write("info", DECISION_MSG, &fields),
+        }
         log::syslog(6, &json_line);
         let Some(file) = &node.decision_log else {
             return;

@@ -12,24 +12,31 @@
 //! which neither blocks on a FIFO nor runs a device driver's open; only a
 //! regular file is then reopened for reading, and at most `cap` bytes are read.
 
+use std::cell::{OnceCell, RefCell};
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use nix::errno::Errno;
-use nix::fcntl::{OFlag, OpenHow, ResolveFlag, openat2};
+use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag, openat2};
 use nix::sys::stat::{Mode, SFlag, fstat};
 
 /// Why a file of the rootfs could not be read.
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {
+    #[error("config.json has no root.path, so the image's files cannot be read")]
+    NoRoot,
     #[error("opening rootfs {0}: {1}")]
     Root(String, io::Error),
     #[error("{0} in the image is not a regular file ({1})")]
     NotRegular(String, &'static str),
     #[error("{0} in the image is larger than {1} bytes")]
     TooLarge(String, u64),
+    #[error("resolving {0} in the image: {1}")]
+    Resolve(String, io::Error),
     #[error("reading {0} in the image: {1}")]
     Io(String, io::Error),
 }
@@ -53,18 +60,77 @@ pub fn openat2_supported() -> bool {
     }
 }
 
+/// An image file's bytes, shared by every reader; None: no such file.
+pub type FileBytes = Option<Rc<[u8]>>;
+
+/// A container's rootfs, as the wrapper reads it: the directory opened once,
+/// each image file read at most once (the group-name look-up check then
+/// sees the very bytes D was computed from), and each path step examined
+/// once however many mount destinations go through it.
+pub struct Rootfs {
+    path: Option<PathBuf>,
+    dir: OnceCell<File>,
+    files: RefCell<Vec<(String, FileBytes)>>,
+    steps: RefCell<HashMap<String, Step>>,
+}
+
+impl Rootfs {
+    /// The rootfs at `path` (None: the spec names none). Nothing is opened yet.
+    pub fn new(path: Option<PathBuf>) -> Rootfs {
+        Rootfs {
+            path,
+            dir: OnceCell::new(),
+            files: RefCell::default(),
+            steps: RefCell::default(),
+        }
+    }
+
+    pub fn path(&self) -> Result<&Path, RootfsError> {
+        self.path.as_deref().ok_or(RootfsError::NoRoot)
+    }
+
+    fn dir(&self) -> Result<&File, RootfsError> {
+        if let Some(dir) = self.dir.get() {
+            return Ok(dir);
+        }
+        let path = self.path()?;
+        let dir = File::open(path).map_err(|e| Root(path.display().to_string(), e))?;
+        Ok(self.dir.get_or_init(|| dir))
+    }
+
+    /// Reads `file` (absolute inside the image, e.g. `/etc/group`), at most
+    /// `cap` bytes; `Ok(None)` when it (or a directory on its way) does not
+    /// exist. A second read of the same file returns the first one's bytes.
+    pub fn read(&self, file: &str, cap: u64) -> Result<FileBytes, RootfsError> {
+        if let Some((_, data)) = self.files.borrow().iter().find(|(f, _)| f == file) {
+            return Ok(data.clone());
+        }
+        let data: FileBytes = read_at(self.dir()?, file, cap)?.map(Rc::from);
+        self.files
+            .borrow_mut()
+            .push((file.to_string(), data.clone()));
+        Ok(data)
+    }
+
+    /// [`resolve_in_root`] in this rootfs.
+    pub fn resolve(&self, path: &str) -> Result<Resolved, RootfsError> {
+        let dir = self.dir()?;
+        resolve_at(dir, path, &mut self.steps.borrow_mut())
+            .map_err(|e| RootfsError::Resolve(path.to_string(), e))
+    }
+}
+
 /// Reads `path` (absolute inside the image, e.g. `/etc/group`) from the
-/// rootfs at `root`. `Ok(None)` when the file (or a directory on its way)
-/// does not exist.
-pub fn read_in_root(root: &Path, path: &str, cap: u64) -> Result<Option<Vec<u8>>, RootfsError> {
-    let root_fd = File::open(root).map_err(|e| Root(root.display().to_string(), e))?;
+/// rootfs directory `root_fd`. `Ok(None)` when the file (or a directory on
+/// its way) does not exist.
+fn read_at(root_fd: &File, path: &str, cap: u64) -> Result<Option<Vec<u8>>, RootfsError> {
     let how = OpenHow::new()
         .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
     let opened = match openat2(root_fd.as_raw_fd(), path, how) {
         // SAFETY: openat2 returned a new descriptor that nothing else owns.
         Ok(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
-        Err(Errno::ENOSYS) => open_in_root_by_steps(&root_fd, path),
+        Err(Errno::ENOSYS) => open_in_root_by_steps(root_fd, path),
         Err(e) => Err(e),
     };
     let fd = match opened {
@@ -203,6 +269,14 @@ pub struct Resolved {
     pub visited: Vec<String>,
 }
 
+/// What one in-root path is, as [`resolve_in_root`] found it.
+#[derive(Clone, Debug)]
+enum Step {
+    Link(String),
+    Missing,
+    Other,
+}
+
 /// Resolves `path` inside the rootfs at `root` as the kernel would with the
 /// rootfs as `/`: symlinks followed (absolute ones from the rootfs), `..`
 /// stopping at it. Nothing is opened, only `lstat` and `readlink` of paths
@@ -210,6 +284,13 @@ pub struct Resolved {
 /// ends the walk; the rest is joined as it is (as a runtime creating a mount
 /// point would).
 pub fn resolve_in_root(root: &Path, path: &str) -> io::Result<Resolved> {
+    resolve_at(&File::open(root)?, path, &mut HashMap::new())
+}
+
+/// [`resolve_in_root`] from the rootfs directory `root`, each path examined
+/// relative to it (every directory on the way was found not to be a
+/// symlink) and remembered in `steps`.
+fn resolve_at(root: &File, path: &str, steps: &mut HashMap<String, Step>) -> io::Result<Resolved> {
     let mut todo: std::collections::VecDeque<String> =
         path.split('/').map(str::to_string).collect();
     let mut current: Vec<String> = Vec::new();
@@ -230,15 +311,20 @@ pub fn resolve_in_root(root: &Path, path: &str) -> io::Result<Resolved> {
         if missing {
             continue;
         }
-        let host = root.join(&in_root[1..]);
-        match std::fs::symlink_metadata(&host) {
-            Ok(m) if m.file_type().is_symlink() => {
+        let step = match steps.get(&in_root) {
+            Some(step) => step.clone(),
+            None => {
+                let step = examine(root, &in_root[1..])?;
+                steps.insert(in_root, step.clone());
+                step
+            }
+        };
+        match step {
+            Step::Link(target) => {
                 links += 1;
                 if links > 40 {
                     return Err(io::Error::from_raw_os_error(libc::ELOOP));
                 }
-                let target = std::fs::read_link(&host)?;
-                let target = target.to_string_lossy();
                 current.pop();
                 if target.starts_with('/') {
                     current.clear();
@@ -247,15 +333,28 @@ pub fn resolve_in_root(root: &Path, path: &str) -> io::Result<Resolved> {
                     todo.insert(i, p.to_string());
                 }
             }
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => missing = true,
-            Err(e) => return Err(e),
+            Step::Other => {}
+            Step::Missing => missing = true,
         }
     }
     Ok(Resolved {
         path: format!("/{}", current.join("/")),
         visited,
     })
+}
+
+/// `lstat` (and `readlink` of a symlink) of `relative` under `root`.
+fn examine(root: &File, relative: &str) -> io::Result<Step> {
+    let dir = Some(root.as_raw_fd());
+    match nix::sys::stat::fstatat(dir, relative, AtFlags::AT_SYMLINK_NOFOLLOW) {
+        Ok(st) if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK => {
+            let target = nix::fcntl::readlinkat(dir, relative)?;
+            Ok(Step::Link(target.to_string_lossy().into_owned()))
+        }
+        Ok(_) => Ok(Step::Other),
+        Err(Errno::ENOENT) => Ok(Step::Missing),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[cfg(test)]
@@ -375,6 +474,54 @@ mod tests {
         assert_eq!(read("/etc/dangling"), Err(Errno::ENOENT));
         assert_eq!(read("/etc/passwd/x"), Err(Errno::ENOTDIR));
         assert_eq!(read("/data/proc"), Err(Errno::ENOENT));
+    }
+
+    /// One rootfs, many questions: each file read once (the second read
+    /// gives the first one's bytes), every resolution the same as a fresh
+    /// one however many steps it shares with the ones before.
+    #[test]
+    fn a_rootfs_reads_each_file_once_and_resolves_as_a_fresh_walk() {
+        let dir = hostile_tree();
+        let root = dir.path().join("root");
+        let rootfs = Rootfs::new(Some(root.clone()));
+        let first = rootfs.read("/etc/chain1", 1 << 20).unwrap().unwrap();
+        assert_eq!(&*first, b"g");
+        std::fs::write(root.join("real/etc/group"), "changed").unwrap();
+        assert_eq!(
+            &*rootfs.read("/etc/chain1", 1 << 20).unwrap().unwrap(),
+            b"g"
+        );
+        assert_eq!(
+            &*rootfs.read("/etc/group", 1 << 20).unwrap().unwrap(),
+            b"changed"
+        );
+        assert!(rootfs.read("/nothing", 1 << 20).unwrap().is_none());
+        for path in [
+            "/etc/group",
+            "/etc/abs",
+            "/etc/rel",
+            "/etc/self/group",
+            "/etc/up/etc/passwd",
+            "/etc/chain1",
+            "/etc/dangling",
+            "/a/b/c/deep",
+            "/a/b/c/dir/group",
+            "/data/host-etc/passwd",
+            "/data/proc",
+            "/../../outside",
+            "/a/b/../b/c/./deep",
+            "/etc/group",
+            "/a/b/c/deep",
+        ] {
+            let fresh = resolve_in_root(&root, path).unwrap();
+            assert_eq!(rootfs.resolve(path).unwrap(), fresh, "{path}");
+        }
+        assert!(rootfs.resolve("/etc/loop").is_err());
+        let none = Rootfs::new(None);
+        assert!(matches!(
+            none.read("/etc/group", 1),
+            Err(RootfsError::NoRoot)
+        ));
     }
 
     #[test]

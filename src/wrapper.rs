@@ -21,6 +21,7 @@ use crate::namelookup;
 use crate::plan::{self, Skip};
 use crate::policy::{self, Allowed, Decision, Policy};
 use crate::record::Record;
+use crate::rootfs::Rootfs;
 use crate::runtime;
 use crate::specfile::SpecFile;
 use crate::state;
@@ -47,7 +48,7 @@ fn prepare(inv: &Invocation, target: &Target, invoked_as: &str) -> Result<PathBu
     let loaded = NodeConfig::load()?;
     let node = loaded.config;
     let runtime = runtime::resolve(node.runtime_for(invoked_as))?;
-    check_log_writable(inv)?;
+    check_log_writable(inv, target)?;
     for warning in &loaded.warnings {
         target.warn(warning);
     }
@@ -100,9 +101,10 @@ fn passthrough_runtime(invoked_as: &str) -> Result<PathBuf> {
 /// The runtime fails on a `--log` it cannot open: find that out before
 /// anything is changed, so that a rewritten config.json is never left for a
 /// container that then does not start.
-fn check_log_writable(inv: &Invocation) -> Result<()> {
+fn check_log_writable(inv: &Invocation, target: &Target) -> Result<()> {
     if let Some(path) = &inv.log {
-        log::open_for_append(path)
+        target
+            .open()
             .with_context(|| format!("cannot open the --log file {}", path.display()))?;
     }
     Ok(())
@@ -140,10 +142,10 @@ impl Run<'_> {
             );
         }
         let spec = SpecFile::load_config(&self.inv.spec_path())?;
-        let bundle = self.inv.bundle_dir();
+        let rootfs = declared::rootfs_of(&self.inv.bundle_dir(), &spec.doc);
         let plan = plan::for_create(
             self.id(),
-            &bundle,
+            &rootfs,
             &spec.doc,
             self.node,
             self.caller,
@@ -171,7 +173,7 @@ impl Run<'_> {
             Mode::Audit => &spec.user().additional_gids,
         };
         if strict {
-            self.check_runtime_lookup(&bundle, &spec.doc, gids)?;
+            self.check_runtime_lookup(&rootfs, &spec.doc, gids)?;
         }
         if plan.decision.changes() && self.node.mode == Mode::Enforce {
             spec.retain_gids(&plan.decision.kept)?;
@@ -200,6 +202,7 @@ impl Run<'_> {
         let bundle = state::bundle_of(self.runtime, self.inv.root.as_deref(), self.id())?;
         let container = SpecFile::load_config(&bundle.join("config.json"))?;
         let config = &container.doc;
+        let rootfs = declared::rootfs_of(&bundle, config);
         if self.caller.is_sandbox(config, self.id()) {
             return Ok(());
         }
@@ -216,7 +219,7 @@ impl Run<'_> {
         let decision = if trivial && self.inv.additional_gids.is_empty() {
             None
         } else {
-            Some(self.exec_decision(&bundle, config, process.as_ref())?)
+            Some(self.exec_decision(&rootfs, config, process.as_ref())?)
         };
         // The gids runc will look up: the process file's (as decided), or
         // config.json's without one, and `--additional-gids`.
@@ -232,7 +235,7 @@ impl Run<'_> {
                 .flat_map(|v| v.split(','))
                 .filter_map(|g| g.trim().parse::<u32>().ok()),
         );
-        self.check_runtime_lookup(&bundle, config, &gids)?;
+        self.check_runtime_lookup(&rootfs, config, &gids)?;
         let (Some(process), Some(decision)) = (process, decision) else {
             return Ok(());
         };
@@ -247,7 +250,7 @@ impl Run<'_> {
     /// for another gid is refused.
     fn exec_decision(
         &self,
-        bundle: &Path,
+        rootfs: &Rootfs,
         config: &crate::spec::Config,
         process: Option<&SpecFile<crate::spec::User>>,
     ) -> Result<Decision> {
@@ -256,7 +259,7 @@ impl Run<'_> {
         let main_kept = match self.node.mode {
             Mode::Enforce => config.user.additional_gids.clone(),
             Mode::Audit => {
-                plan::for_create(self.id(), bundle, config, self.node, self.caller, || {
+                plan::for_create(self.id(), rootfs, config, self.node, self.caller, || {
                     self.endpoint()
                 })?
                 .decision
@@ -309,15 +312,16 @@ impl Run<'_> {
     /// the process another group than the gids it is to get.
     fn check_runtime_lookup(
         &self,
-        bundle: &Path,
+        rootfs: &Rootfs,
         config: &crate::spec::Config,
         gids: &[u32],
     ) -> Result<()> {
         if gids.is_empty() || !namelookup::runtime_looks_up_names(self.runtime) {
             return Ok(());
         }
-        let root = declared::rootfs_of(bundle, config)?;
-        if let Err(e) = namelookup::check(&root, config, gids) {
+        // A spec without a rootfs fails in audit mode too, as runc would.
+        rootfs.path()?;
+        if let Err(e) = namelookup::check(rootfs, config, gids) {
             self.refuse_or_warn(e)?;
         }
         Ok(())
