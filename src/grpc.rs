@@ -109,9 +109,8 @@ pub fn unary(socket: &Path, call: &Call, timeout: Duration) -> io::Result<Reply>
                 ));
             }
             Ok(n) => n,
-            Err(e) if is_timeout(&e) => return Err(timed_out()),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
+            Err(e) => return Err(relabel(e)),
         };
         reply.received += n;
         if reply.received > MAX_REPLY {
