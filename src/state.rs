@@ -55,9 +55,13 @@ pub fn bundle_of(runtime: &Path, root: Option<&Path>, id: &str) -> Result<PathBu
         };
         let state: StateFile = serde_json::from_slice(&data)
             .with_context(|| format!("parsing runtime state {}", path.display()))?;
+        // runc writes each annotation as a label `key=value`, then its own
+        // `bundle=` last, and reads the last one back (utils.Annotations):
+        // a pod annotation named `bundle` must not name the bundle here.
         let from_label = state.config.and_then(|c| {
             c.labels
                 .iter()
+                .rev()
                 .find_map(|l| l.strip_prefix("bundle=").map(PathBuf::from))
         });
         if let Some(bundle) = state.bundle.or(from_label) {
@@ -85,7 +89,7 @@ mod tests {
         write(
             "a",
             "state.json",
-            r#"{"id":"a","config":{"labels":["x=y","bundle=/b/a"]}}"#,
+            r#"{"id":"a","config":{"labels":["bundle=/pod/annotation","x=y","bundle=/b/a"]}}"#,
         );
         write("b", "status", r#"{"pid":1,"bundle":"/b/b","rootfs":"/r"}"#);
         write("c", "state.json", r#"{"id":"c","bundle":"/b/c"}"#);

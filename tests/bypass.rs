@@ -373,6 +373,61 @@ fn an_exec_with_another_primary_group_is_refused() {
     );
 }
 
+/// A pod annotation named `bundle` (runc keeps annotations as `key=value`
+/// labels before its own `bundle=` label) does not make an exec read
+/// another `config.json`: here one that still grants the image's group.
+#[test]
+fn an_annotation_named_bundle_does_not_redirect_an_exec() {
+    require_root();
+    let decoy = tempfile::tempdir().unwrap();
+    let granting = containerd_spec(&["sleep", "300"], 1000, 1000, &[1000, 50000, 60000], &[]);
+    std::fs::write(decoy.path().join("config.json"), granting.to_string()).unwrap();
+    // The same image files: only the bundle named differs.
+    let image = kep_image();
+    std::fs::create_dir_all(decoy.path().join("rootfs/etc")).unwrap();
+    for (file, text) in [("passwd", image.passwd), ("group", image.group)] {
+        std::fs::write(decoy.path().join("rootfs/etc").join(file), text.unwrap()).unwrap();
+    }
+    let decoy_path = decoy.path().display().to_string();
+    let spec = containerd_spec(
+        &["sleep", "300"],
+        1000,
+        1000,
+        &[1000, 50000, 60000],
+        &[("bundle", decoy_path.as_str())],
+    );
+    let b = Bundle::new("exec-bundle-label", &kep_image(), &spec);
+    assert!(status_detached(wrapper(&runc(), &create_args(&b))).success());
+    let labels: Value =
+        serde_json::from_slice(&std::fs::read(b.root.join(&b.id).join("state.json")).unwrap())
+            .unwrap();
+    assert!(
+        labels["config"]["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l == &json!(format!("bundle={decoy_path}"))),
+        "runc keeps the annotation as a label: {labels}"
+    );
+    let process = b.path().join("exec.json");
+    std::fs::write(
+        &process,
+        json!({"user": {"uid": 1000, "gid": 1000, "additionalGids": [1000, 50000, 60000]},
+               "args": ["id", "-G"], "cwd": "/", "env": ["PATH=/bin"]})
+        .to_string(),
+    )
+    .unwrap();
+    let mut args = b.globals();
+    args.extend([
+        "exec".into(),
+        "--process".into(),
+        process.display().to_string(),
+        b.id.clone(),
+    ]);
+    let out = output(wrapper(&runc(), &args));
+    assert_eq!(stdout(&out), "1000 60000", "{out:?}");
+}
+
 /// A create line that runc and a simpler reading would take for different
 /// bundles is refused, not guessed.
 #[test]
