@@ -86,7 +86,10 @@ impl Target {
             .file()
             .and_then(|file| file.map_or(Ok(()), |mut f| f.write_all(line.as_bytes())));
         if let (Err(e), Some(path)) = (written, &self.path) {
-            eprintln!("{PREFIX}cannot write to log {}: {e}", path.display());
+            to_stderr(&format!(
+                "{PREFIX}cannot write to log {}: {e}",
+                path.display()
+            ));
         }
     }
 
@@ -95,8 +98,17 @@ impl Target {
         let msg = format!("{PREFIX}warning: {msg}");
         self.write("warning", &msg, &Map::new());
         syslog(4, &msg);
-        eprintln!("{msg}");
+        to_stderr(&msg);
     }
+}
+
+/// Writes `msg` and a newline to stderr in one `write(2)` (`eprintln!`
+/// makes two), so that lines of concurrent writers do not interleave.
+pub fn to_stderr(msg: &str) {
+    let mut line = String::with_capacity(msg.len() + 1);
+    line.push_str(msg);
+    line.push('\n');
+    let _ = std::io::stderr().write_all(line.as_bytes());
 }
 
 /// One log line: level, message and extra fields, in this order.

@@ -142,7 +142,6 @@ fn run_version(runtime: &Path) -> String {
 /// and again: that is refused too, for any process but uid 0 (which can do
 /// this to any file, and which a pod runs only where it trusts the image).
 pub fn check(rootfs: &Rootfs, config: &Config, gids: &[u32]) -> Result<()> {
-    let root = rootfs.path()?;
     let unreadable = |e: RootfsError| {
         anyhow::anyhow!(
             "resolving /etc/group in the image, in which the runtime (runc before 1.3) looks \
@@ -169,14 +168,7 @@ pub fn check(rootfs: &Rootfs, config: &Config, gids: &[u32]) -> Result<()> {
     if user.uid != 0
         && let Some(step) = std::iter::once("/")
             .chain(group_path.visited.iter().map(String::as_str))
-            .find(|v| {
-                writable_by(
-                    &root.join(v.trim_start_matches('/')),
-                    user.uid,
-                    user.gid,
-                    gids,
-                )
-            })
+            .find(|v| writable_by(rootfs, v, user.uid, user.gid, gids))
     {
         bail!(
             "{step} in the image is writable by the container's user ({}:{}): it could change \
@@ -210,19 +202,19 @@ pub fn check(rootfs: &Rootfs, config: &Config, gids: &[u32]) -> Result<()> {
     Ok(())
 }
 
-/// May a process of `uid`, `gid` and supplementary `gids` write `path` (or,
-/// for a directory, replace what is in it)? Mode bits only; a symlink is
-/// not written through (its target is a step of its own).
-fn writable_by(path: &Path, uid: u32, gid: u32, gids: &[u32]) -> bool {
-    let Ok(m) = std::fs::symlink_metadata(path) else {
+/// May a process of `uid`, `gid` and supplementary `gids` write the in-root
+/// path `path` (or, for a directory, replace what is in it)? Mode bits
+/// only; a symlink is not written through (its target is a step of its own).
+fn writable_by(rootfs: &Rootfs, path: &str, uid: u32, gid: u32, gids: &[u32]) -> bool {
+    let Some(st) = rootfs.lstat(path) else {
         return false;
     };
-    if m.file_type().is_symlink() {
+    if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
         return false;
     }
-    let mode = m.mode();
-    (m.uid() == uid && mode & 0o200 != 0)
-        || ((m.gid() == gid || gids.contains(&m.gid())) && mode & 0o020 != 0)
+    let mode = st.st_mode;
+    (st.st_uid == uid && mode & 0o200 != 0)
+        || ((st.st_gid == gid || gids.contains(&st.st_gid)) && mode & 0o020 != 0)
         || mode & 0o002 != 0
 }
 

@@ -112,6 +112,23 @@ impl Rootfs {
         Ok(data)
     }
 
+    /// `lstat` of the in-root path `path`, whose every directory was found
+    /// not to be a symlink ([`Rootfs::resolve`]'s visited steps): None when
+    /// it cannot be read.
+    pub fn lstat(&self, path: &str) -> Option<nix::sys::stat::FileStat> {
+        let relative = match path.trim_start_matches('/') {
+            "" => ".",
+            relative => relative,
+        };
+        let dir = self.dir().ok()?;
+        nix::sys::stat::fstatat(
+            Some(dir.as_raw_fd()),
+            relative,
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .ok()
+    }
+
     /// [`resolve_in_root`] in this rootfs.
     pub fn resolve(&self, path: &str) -> Result<Resolved, RootfsError> {
         let dir = self.dir()?;

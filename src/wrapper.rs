@@ -80,7 +80,7 @@ fn passthrough_runtime(invoked_as: &str) -> Result<PathBuf> {
     let warn = |msg: String| {
         let msg = format!("{}warning: {msg}", log::PREFIX);
         log::syslog(4, &msg);
-        eprintln!("{msg}");
+        log::to_stderr(&msg);
     };
     if let Some(why) = fell_back {
         warn(why);
@@ -395,5 +395,5 @@ fn report_error(inv: &Invocation, target: &Target, err: &anyhow::Error) {
     msg.push_str(&format!("{err:#}"));
     target.write("error", &msg, &Map::new());
     log::syslog(3, &msg);
-    eprintln!("{msg}");
+    log::to_stderr(&msg);
 }
