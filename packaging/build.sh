@@ -22,7 +22,7 @@ case "$arch" in
   x86_64)
     target=x86_64-unknown-linux-musl
     bin=$(scripts/build-release.sh "$target")
-    targetdir=target ;;
+    targetdir=${CARGO_TARGET_DIR:-target} ;;
   aarch64)
     target=aarch64-unknown-linux-musl
     bin=$(scripts/cross-arm64.sh --build-only)

@@ -203,8 +203,9 @@ pub fn check(rootfs: &Rootfs, config: &Config, gids: &[u32]) -> Result<()> {
 }
 
 /// May a process of `uid`, `gid` and supplementary `gids` write the in-root
-/// path `path` (or, for a directory, replace what is in it)? Mode bits
-/// only; a symlink is not written through (its target is a step of its own).
+/// path `path` (or, for a directory, replace what is in it)? Its owner can,
+/// as can those its mode bits let; a symlink is not written through (its
+/// target is a step of its own).
 fn writable_by(rootfs: &Rootfs, path: &str, uid: u32, gid: u32, gids: &[u32]) -> bool {
     let Some(st) = rootfs.lstat(path) else {
         return false;
@@ -212,8 +213,9 @@ fn writable_by(rootfs: &Rootfs, path: &str, uid: u32, gid: u32, gids: &[u32]) ->
     if st.st_mode & libc::S_IFMT == libc::S_IFLNK {
         return false;
     }
+    // The owner may chmod it, whatever its mode bits say now.
     let mode = st.st_mode;
-    (st.st_uid == uid && mode & 0o200 != 0)
+    st.st_uid == uid
         || ((st.st_gid == gid || gids.contains(&st.st_gid)) && mode & 0o020 != 0)
         || mode & 0o002 != 0
 }
@@ -320,6 +322,9 @@ mod tests {
         let mode = |p: &str, m: u32| {
             std::fs::set_permissions(root.join(p), std::fs::Permissions::from_mode(m)).unwrap()
         };
+        let refused = |user: &Config, gids: &[u32]| {
+            check(&Rootfs::new(Some(root.to_path_buf())), user, gids).is_err()
+        };
         let chown = |p: &str, u: u32, g: u32| {
             std::os::unix::fs::chown(root.join(p), Some(u), Some(g)).unwrap()
         };
@@ -327,67 +332,36 @@ mod tests {
         chown("etc/group", 0, 0);
         mode("etc", 0o755);
         mode("etc/group", 0o644);
-        assert!(
-            check(
-                &Rootfs::new(Some(root.to_path_buf())),
-                &user(1000, 1000),
-                &[1000]
-            )
-            .is_ok()
-        );
+        assert!(!refused(&user(1000, 1000), &[1000]));
         // Group-writable by gid 0, the process's group (an OpenShift-style image).
         mode("etc/group", 0o664);
-        assert!(
-            check(
-                &Rootfs::new(Some(root.to_path_buf())),
-                &user(1000, 1000),
-                &[1000]
-            )
-            .is_ok()
-        );
-        assert!(check(&Rootfs::new(Some(root.to_path_buf())), &user(1000, 0), &[0]).is_err());
-        assert!(
-            check(
-                &Rootfs::new(Some(root.to_path_buf())),
-                &user(1000, 1000),
-                &[1000, 0]
-            )
-            .is_err()
-        );
+        assert!(!refused(&user(1000, 1000), &[1000]));
+        assert!(refused(&user(1000, 0), &[0]));
+        assert!(refused(&user(1000, 1000), &[1000, 0]));
         mode("etc/group", 0o644);
-        // Owned by the user; or its directory writable by all.
+        // Owned by the user, whatever its mode: an owner may chmod it.
         chown("etc/group", 1000, 1000);
-        assert!(
-            check(
-                &Rootfs::new(Some(root.to_path_buf())),
-                &user(1000, 1000),
-                &[1000]
-            )
-            .is_err()
-        );
+        mode("etc/group", 0o444);
+        assert!(refused(&user(1000, 1000), &[1000]));
+        chown("etc", 1000, 1000);
+        chown("etc/group", 0, 0);
+        mode("etc", 0o555);
+        assert!(refused(&user(1000, 1000), &[1000]));
+        chown("etc", 0, 0);
+        mode("etc", 0o755);
+        mode("etc/group", 0o644);
+        // Or its directory writable by all.
+        chown("etc/group", 1000, 1000);
+        assert!(refused(&user(1000, 1000), &[1000]));
         chown("etc/group", 0, 0);
         mode("etc", 0o777);
-        assert!(
-            check(
-                &Rootfs::new(Some(root.to_path_buf())),
-                &user(1000, 1000),
-                &[1000]
-            )
-            .is_err()
-        );
+        assert!(refused(&user(1000, 1000), &[1000]));
         mode("etc", 0o755);
         // The image's root directory: /etc could be renamed away.
         mode(".", 0o777);
-        assert!(
-            check(
-                &Rootfs::new(Some(root.to_path_buf())),
-                &user(1000, 1000),
-                &[1000]
-            )
-            .is_err()
-        );
+        assert!(refused(&user(1000, 1000), &[1000]));
         mode(".", 0o755);
         // uid 0 is not checked.
-        assert!(check(&Rootfs::new(Some(root.to_path_buf())), &user(0, 0), &[0]).is_ok());
+        assert!(!refused(&user(0, 0), &[0]));
     }
 }
