@@ -233,22 +233,11 @@ fn an_exec_whose_gids_runc_would_rename_is_refused() {
     // The image changes its /etc/group after the create (its rootfs is
     // writable); runc's exec reads it again.
     std::fs::write(b.path().join("rootfs/etc/group"), "1000:x:0:\n").unwrap();
-    let process = b.path().join("exec.json");
-    std::fs::write(
-        &process,
-        json!({"user": {"uid": 1000, "gid": 1000, "additionalGids": [1000]},
-               "args": ["id", "-G"], "cwd": "/", "env": ["PATH=/bin"]})
-        .to_string(),
-    )
-    .unwrap();
-    let mut args = b.globals();
-    args.extend([
-        "exec".into(),
-        "--process".into(),
-        process.display().to_string(),
-        b.id.clone(),
-    ]);
-    let out = output(wrapper(&runc(), &args));
+    let process = id_process(
+        &b,
+        json!({"uid": 1000, "gid": 1000, "additionalGids": [1000]}),
+    );
+    let out = output(wrapper(&runc(), &exec_process_args(&b, &process)));
     assert!(!out.status.success(), "{out:?}");
     assert!(stderr(&out).contains("groups 0 instead"), "{out:?}");
 }
@@ -409,22 +398,9 @@ fn an_annotation_named_bundle_does_not_redirect_an_exec() {
             .any(|l| l == &json!(format!("bundle={decoy_path}"))),
         "runc keeps the annotation as a label: {labels}"
     );
-    let process = b.path().join("exec.json");
-    std::fs::write(
-        &process,
-        json!({"user": {"uid": 1000, "gid": 1000, "additionalGids": [1000, 50000, 60000]},
-               "args": ["id", "-G"], "cwd": "/", "env": ["PATH=/bin"]})
-        .to_string(),
-    )
-    .unwrap();
-    let mut args = b.globals();
-    args.extend([
-        "exec".into(),
-        "--process".into(),
-        process.display().to_string(),
-        b.id.clone(),
-    ]);
-    let out = output(wrapper(&runc(), &args));
+    let user = json!({"uid": 1000, "gid": 1000, "additionalGids": [1000, 50000, 60000]});
+    let process = id_process(&b, user);
+    let out = output(wrapper(&runc(), &exec_process_args(&b, &process)));
     assert_eq!(stdout(&out), "1000 60000", "{out:?}");
 }
 

@@ -71,19 +71,12 @@ fn audit_mode_lets_an_exec_keep_its_groups() {
     let spec = containerd_spec(&["sleep", "60"], 1000, 1000, &[1000, 50000], &[]);
     let b = Bundle::new("auditexec", &kep_image(), &spec);
     assert!(status_detached(wrapper(&config, &create_args(&b))).success());
-    let process = b.path().join("p.json");
-    let body = json!({"user": {"uid": 1000, "gid": 1000, "additionalGids": [1000, 50000]},
-        "args": ["id", "-G"], "env": ["PATH=/bin"], "cwd": "/", "terminal": false})
-    .to_string();
-    std::fs::write(&process, &body).unwrap();
-    let mut args = b.globals();
-    args.extend([
-        "exec".into(),
-        "--process".into(),
-        process.display().to_string(),
-        b.id.clone(),
-    ]);
-    let out = output(wrapper(&config, &args));
+    let process = id_process(
+        &b,
+        json!({"uid": 1000, "gid": 1000, "additionalGids": [1000, 50000]}),
+    );
+    let body = std::fs::read_to_string(&process).unwrap();
+    let out = output(wrapper(&config, &exec_process_args(&b, &process)));
     assert_eq!(stdout(&out), "1000 50000", "{out:?}");
     assert_eq!(std::fs::read_to_string(&process).unwrap(), body);
     let exec = b

@@ -415,6 +415,28 @@ pub fn create_args(b: &Bundle) -> Vec<String> {
     args
 }
 
+/// Writes the bundle's `exec.json`: a process file running `id -G` as
+/// `user` (a JSON `user` object), as CRI runtimes write one for an exec.
+pub fn id_process(b: &Bundle, user: Value) -> PathBuf {
+    let process = b.path().join("exec.json");
+    let body = json!({"user": user, "args": ["id", "-G"], "cwd": "/", "env": ["PATH=/bin"],
+                      "terminal": false});
+    std::fs::write(&process, body.to_string()).unwrap();
+    process
+}
+
+/// Arguments of `exec --process FILE ID`, as containerd's shim passes them.
+pub fn exec_process_args(b: &Bundle, process: &Path) -> Vec<String> {
+    let mut args = b.globals();
+    args.extend([
+        "exec".into(),
+        "--process".into(),
+        process.display().to_string(),
+        b.id.clone(),
+    ]);
+    args
+}
+
 /// Runs a command that creates a container with stdio on /dev/null: the
 /// container keeps its stdio open until it exits, so nothing may wait for
 /// EOF on it. Errors are read from the `--log` file.
