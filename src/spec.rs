@@ -268,14 +268,10 @@ impl<'a> Object<'a> {
     }
 }
 
+/// The object `raw`, whose text was checked as JSON when it was skipped: any
+/// error is of its shape, so `path`'s.
 fn object<'a>(raw: &'a RawValue, path: &str) -> Result<Object<'a>, SpecError> {
-    let entries = serde_json::from_str::<Entries<'a>>(raw.get())
-        .map_err(|e| field_error(path, e))?
-        .0;
-    Ok(Object {
-        path: path.to_string(),
-        entries,
-    })
+    document(raw.get(), path)
 }
 
 /// Go's `strings.EqualFold` for the ASCII field names the wrapper looks up:

@@ -48,7 +48,7 @@ fn prepare(inv: &Invocation, target: &Target, invoked_as: &str) -> Result<PathBu
     let loaded = NodeConfig::load()?;
     let node = loaded.config;
     let runtime = runtime::resolve(node.runtime_for(invoked_as))?;
-    check_log_writable(inv, target)?;
+    check_log_writable(target)?;
     for warning in &loaded.warnings {
         target.warn(warning);
     }
@@ -101,8 +101,8 @@ fn passthrough_runtime(invoked_as: &str) -> Result<PathBuf> {
 /// The runtime fails on a `--log` it cannot open: find that out before
 /// anything is changed, so that a rewritten config.json is never left for a
 /// container that then does not start.
-fn check_log_writable(inv: &Invocation, target: &Target) -> Result<()> {
-    if let Some(path) = &inv.log {
+fn check_log_writable(target: &Target) -> Result<()> {
+    if let Some(path) = &target.path {
         target
             .open()
             .with_context(|| format!("cannot open the --log file {}", path.display()))?;
