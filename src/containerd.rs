@@ -165,38 +165,60 @@ pub fn parse_declared(metadata_json: &[u8]) -> Result<Vec<u32>> {
         .collect())
 }
 
-/// Asks containerd for the CRI record of container `id`: the groups the pod
-/// declared, or None when containerd holds no record of it.
-pub fn declared_groups(ep: &Endpoint, id: &str) -> Result<Option<Vec<u32>>> {
-    let context = || {
-        format!(
-            "asking containerd at {} (namespace {}) for container {id}",
-            ep.socket.display(),
-            ep.namespace
-        )
-    };
-    let request = GetContainerRequest { id: id.to_string() }.encode_to_vec();
-    let call = grpc::Call {
-        path: "/containerd.services.containers.v1.Containers/Get",
-        metadata: &[("containerd-namespace", &ep.namespace)],
-        message: &request,
-    };
-    let reply = grpc::unary(&ep.socket, &call, TIMEOUT).with_context(context)?;
-    let message = match reply {
-        grpc::Reply::Message(message) => message,
-        grpc::Reply::Status { code: 5, .. } => return Ok(None),
-        grpc::Reply::Status { code, message } => {
-            return Err(anyhow!("{}: {message}", grpc::code_name(code))).with_context(context);
+/// containerd's answer: the groups the pod declared, or None when containerd
+/// holds no CRI record of the container.
+pub type Answer = Result<Option<Vec<u32>>>;
+
+/// A question about container `id` sent to containerd and not yet answered.
+/// The wrapper reads the image files of the group-name look-up check between
+/// the two, while containerd handles the question.
+#[derive(Debug)]
+pub struct Query {
+    context: String,
+    call: std::io::Result<grpc::Pending>,
+}
+
+impl Query {
+    pub fn send(ep: &Endpoint, id: &str) -> Query {
+        let request = GetContainerRequest { id: id.to_string() }.encode_to_vec();
+        let call = grpc::Call {
+            path: "/containerd.services.containers.v1.Containers/Get",
+            metadata: &[("containerd-namespace", &ep.namespace)],
+            message: &request,
+        };
+        Query {
+            context: format!(
+                "asking containerd at {} (namespace {}) for container {id}",
+                ep.socket.display(),
+                ep.namespace
+            ),
+            call: grpc::send(&ep.socket, &call, TIMEOUT),
         }
-    };
-    let response = GetContainerResponse::decode(message.as_slice())
-        .context("decoding containerd's reply")
-        .with_context(context)?;
-    response
-        .container
-        .and_then(|mut c| c.extensions.remove(METADATA_EXTENSION))
-        .map(|any| parse_declared(&any.value))
-        .transpose()
+    }
+
+    /// Waits for containerd's answer.
+    pub fn answer(self) -> Answer {
+        let context = self.context;
+        let reply = self
+            .call
+            .and_then(grpc::Pending::reply)
+            .context(context.clone())?;
+        let message = match reply {
+            grpc::Reply::Message(message) => message,
+            grpc::Reply::Status { code: 5, .. } => return Ok(None),
+            grpc::Reply::Status { code, message } => {
+                return Err(anyhow!("{}: {message}", grpc::code_name(code))).context(context);
+            }
+        };
+        let response = GetContainerResponse::decode(message.as_slice())
+            .context("decoding containerd's reply")
+            .context(context)?;
+        response
+            .container
+            .and_then(|mut c| c.extensions.remove(METADATA_EXTENSION))
+            .map(|any| parse_declared(&any.value))
+            .transpose()
+    }
 }
 
 #[cfg(test)]

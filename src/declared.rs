@@ -51,17 +51,17 @@ pub struct Declared {
     pub note: Option<String>,
 }
 
-/// Finds D for the container `id` about to be created from `config`, asking
-/// the containerd at `endpoint` first (None: not run by containerd).
+/// Finds D for the container about to be created from `config`: from
+/// `containerd`'s answer when there is one (None: not run by containerd),
+/// else from the rootfs.
 pub fn for_create(
-    id: &str,
-    endpoint: Option<&containerd::Endpoint>,
+    containerd: Option<containerd::Answer>,
     rootfs: &Rootfs,
     config: &Config,
     caller: Caller,
 ) -> Result<Declared> {
-    let note = match endpoint {
-        Some(ep) => match containerd::declared_groups(ep, id) {
+    let note = match containerd {
+        Some(answer) => match answer {
             Ok(Some(groups)) => {
                 return Ok(Declared {
                     source: Source::Containerd,

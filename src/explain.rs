@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::caller::Caller;
 use crate::config::{Mode, NodeConfig};
-use crate::containerd::Endpoint;
+use crate::containerd::{Endpoint, Query};
 use crate::plan::{self, Plan};
 use crate::policy::Policy;
 use crate::record::Record;
@@ -105,7 +105,7 @@ fn explain(args: &Args) -> Result<Value> {
         config,
         &node,
         caller,
-        || endpoint.clone(),
+        || endpoint.as_ref().map(|ep| Query::send(ep, &id).answer()),
     )?;
     let mut report = serde_json::Map::new();
     report.insert("bundle".into(), json!(bundle));

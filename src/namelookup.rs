@@ -131,6 +131,18 @@ fn run_version(runtime: &Path) -> String {
     out
 }
 
+/// Reads now what [`check`] will read (the rootfs handle keeps it): the
+/// resolution of `/etc/group` and of each mount destination, and the file.
+/// The wrapper does this while containerd answers its question. Errors are
+/// left for [`check`] to report.
+pub fn prefetch(rootfs: &Rootfs, config: &Config) {
+    let _ = rootfs.resolve("/etc/group");
+    for dest in &config.mount_destinations {
+        let _ = rootfs.resolve(dest);
+    }
+    let _ = rootfs.read("/etc/group", IMAGE_FILE_CAP);
+}
+
 /// Refuses when runc's look-up in the container's `/etc/group` would give
 /// the process other groups than `gids`, or when a mount of the spec may
 /// replace what runc reads there (the pod's volume would then decide): a
@@ -272,13 +284,19 @@ mod tests {
             crate::spec::parse_config(serde_json::json!({"mounts": mounts}).to_string().as_bytes())
                 .unwrap()
         };
+        // Also after a prefetch (as while containerd answers): the same verdict.
         let refused = |dests: &[&str]| {
-            check(
-                &Rootfs::new(Some(root.to_path_buf())),
-                &config(dests),
-                &[1000],
-            )
-            .is_err()
+            let config = config(dests);
+            let verdict = |prefetched: bool| {
+                let rootfs = Rootfs::new(Some(root.to_path_buf()));
+                if prefetched {
+                    prefetch(&rootfs, &config);
+                }
+                check(&rootfs, &config, &[1000]).map_err(|e| format!("{e:#}"))
+            };
+            let fresh = verdict(false);
+            assert_eq!(fresh, verdict(true), "{dests:?}");
+            fresh.is_err()
         };
         for d in [
             "/",

@@ -7,7 +7,7 @@ use anyhow::Result;
 
 use crate::caller::Caller;
 use crate::config::NodeConfig;
-use crate::containerd::Endpoint;
+use crate::containerd::Answer;
 use crate::declared;
 use crate::policy::{self, Allowed, Decision, POLICY_ANNOTATION, Policy, PolicyChoice};
 use crate::rootfs::Rootfs;
@@ -65,18 +65,19 @@ pub fn only_primary(user: &User) -> bool {
 }
 
 /// Decides for container `id` of `bundle` whose spec is `config`, run by
-/// `caller`, with D from the containerd that `endpoint` finds or else from
-/// the rootfs. Sandbox (pause) containers, which run no workload, are passed
-/// through only when the caller says so about this very container.
-/// `endpoint` is called only when D is needed: sandboxes, Merge and specs
-/// with nothing to remove cost no look-up.
+/// `caller`, with D from containerd's answer that `containerd` gets (None:
+/// no containerd to ask), or else from the rootfs. Sandbox (pause)
+/// containers, which run no workload, are passed through only when the
+/// caller says so about this very container. `containerd` is called only
+/// when D is needed: sandboxes, Merge and specs with nothing to remove ask
+/// nothing.
 pub fn for_create(
     id: &str,
     rootfs: &Rootfs,
     config: &Config,
     node: &NodeConfig,
     caller: Caller,
-    endpoint: impl FnOnce() -> Option<Endpoint>,
+    containerd: impl FnOnce() -> Option<Answer>,
 ) -> Result<Plan> {
     let user = &config.user;
     let keep_all = |choice, skip: Skip| Plan {
@@ -102,7 +103,7 @@ pub fn for_create(
     if only_primary(user) {
         return Ok(keep_all(Some(choice), Skip::OnlyPrimary));
     }
-    let declared = declared::for_create(id, endpoint().as_ref(), rootfs, config, caller)?;
+    let declared = declared::for_create(containerd(), rootfs, config, caller)?;
     let warning = (caller == Caller::Containerd && declared.source == declared::Source::Rootfs)
         .then(|| {
             format!(
@@ -124,4 +125,139 @@ pub fn for_create(
             &declared.allowed,
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::Policy;
+    use serde_json::json;
+
+    /// The KEP example: uid 1000 in `group-in-image` 50000 in the image,
+    /// the pod declares 60000, the CRI runtime merged both.
+    fn kep_image() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("etc")).unwrap();
+        std::fs::write(
+            dir.path().join("etc/passwd"),
+            "root:x:0:0::/root:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("etc/group"),
+            "root:x:0:\nalice:x:1000:\ngroup-in-image:x:50000:alice\n",
+        )
+        .unwrap();
+        dir
+    }
+
+    fn config(annotations: serde_json::Value) -> Config {
+        let doc = json!({
+            "process": {"user": {"uid": 1000, "gid": 1000, "additionalGids": [1000, 50000, 60000]}},
+            "annotations": annotations,
+        });
+        crate::spec::parse_config(doc.to_string().as_bytes()).unwrap()
+    }
+
+    /// The plan for `config` over the KEP image, with `answer` as
+    /// containerd's; also says whether containerd was asked at all.
+    fn plan(config: &Config, node: &NodeConfig, answer: Option<Answer>) -> (Plan, bool) {
+        let image = kep_image();
+        let rootfs = Rootfs::new(Some(image.path().to_path_buf()));
+        let mut asked = false;
+        let plan = for_create("c1", &rootfs, config, node, Caller::Containerd, || {
+            asked = true;
+            answer
+        })
+        .unwrap();
+        (plan, asked)
+    }
+
+    #[test]
+    fn d_from_containerds_answer_keeps_what_the_pod_declared() {
+        let (p, asked) = plan(
+            &config(json!({})),
+            &NodeConfig::default(),
+            Some(Ok(Some(vec![60000]))),
+        );
+        assert!(asked);
+        assert_eq!(p.source, "containerd");
+        assert_eq!((p.note, p.warning), (None, None));
+        assert_eq!(p.decision.kept, [1000, 60000]);
+        assert_eq!(p.decision.removed, [50000]);
+    }
+
+    #[test]
+    fn without_containerds_record_d_comes_from_the_image_with_a_warning() {
+        for (answer, why) in [
+            (Ok(None), "containerd holds no CRI record"),
+            (
+                Err(anyhow::anyhow!("connection refused")),
+                "connection refused",
+            ),
+        ] {
+            let (p, _) = plan(&config(json!({})), &NodeConfig::default(), Some(answer));
+            assert_eq!(p.source, "rootfs");
+            assert!(p.note.as_deref().unwrap().contains(why), "{:?}", p.note);
+            assert!(
+                p.warning.as_deref().unwrap().contains(why),
+                "{:?}",
+                p.warning
+            );
+            // The image's 50000 goes; the declared 60000, which the image
+            // does not grant, stays.
+            assert_eq!(p.decision.kept, [1000, 60000]);
+            assert_eq!(p.decision.removed, [50000]);
+        }
+        let (p, _) = plan(&config(json!({})), &NodeConfig::default(), None);
+        assert_eq!(p.source, "rootfs");
+        assert!(p.note.unwrap().contains("no containerd socket known"));
+    }
+
+    #[test]
+    fn containerd_is_not_asked_when_nothing_can_be_removed() {
+        let sandbox = config(json!({
+            "io.kubernetes.cri.container-type": "sandbox",
+            "io.kubernetes.cri.sandbox-id": "c1",
+        }));
+        let (p, asked) = plan(&sandbox, &NodeConfig::default(), Some(Ok(Some(vec![]))));
+        assert!(!asked);
+        assert_eq!((p.skip, p.choice), (Some(Skip::Sandbox), None));
+        assert_eq!(p.decision.kept, [1000, 50000, 60000]);
+
+        let merge = NodeConfig {
+            default_policy: Policy::Merge,
+            ..NodeConfig::default()
+        };
+        let (p, asked) = plan(&config(json!({})), &merge, Some(Ok(Some(vec![]))));
+        assert!(!asked);
+        assert_eq!(p.skip, Some(Skip::Merge));
+        assert!(!p.decision.changes());
+
+        let doc =
+            json!({"process": {"user": {"uid": 1000, "gid": 1000, "additionalGids": [1000]}}});
+        let only_primary = crate::spec::parse_config(doc.to_string().as_bytes()).unwrap();
+        let (p, asked) = plan(
+            &only_primary,
+            &NodeConfig::default(),
+            Some(Ok(Some(vec![]))),
+        );
+        assert!(!asked);
+        assert_eq!(p.skip, Some(Skip::OnlyPrimary));
+    }
+
+    #[test]
+    fn a_pod_cannot_relax_the_policy_unless_the_node_allows_it() {
+        let relax = config(json!({POLICY_ANNOTATION: "Merge"}));
+        let (p, asked) = plan(&relax, &NodeConfig::default(), Some(Ok(Some(vec![]))));
+        assert!(asked);
+        assert_eq!(p.decision.kept, [1000]);
+        let allowing = NodeConfig {
+            allow_merge_annotation: true,
+            ..NodeConfig::default()
+        };
+        let (p, asked) = plan(&relax, &allowing, Some(Ok(Some(vec![]))));
+        assert!(!asked);
+        assert_eq!(p.skip, Some(Skip::Merge));
+    }
 }

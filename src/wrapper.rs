@@ -23,6 +23,7 @@ use crate::policy::{self, Allowed, Decision, Policy};
 use crate::record::Record;
 use crate::rootfs::Rootfs;
 use crate::runtime;
+use crate::spec::Config;
 use crate::specfile::SpecFile;
 use crate::state;
 
@@ -62,6 +63,7 @@ fn prepare(inv: &Invocation, target: &Target, invoked_as: &str) -> Result<PathBu
             .map_or(Caller::Unknown, Caller::from_cmdline),
         parent: parent.as_deref(),
         runtime: &runtime,
+        looks_up_names: Default::default(),
     };
     match inv.action() {
         Action::Passthrough => {}
@@ -119,6 +121,7 @@ struct Run<'a> {
     /// The parent's command line: containerd's shim names its socket there.
     parent: Option<&'a [u8]>,
     runtime: &'a Path,
+    looks_up_names: std::cell::OnceCell<bool>,
 }
 
 impl Run<'_> {
@@ -131,6 +134,19 @@ impl Run<'_> {
             return None;
         }
         containerd::endpoint(self.parent, self.inv.root.as_deref())
+    }
+
+    /// containerd's answer for D, when containerd's shim runs us. While
+    /// containerd handles the question, the wrapper reads what the
+    /// group-name look-up check will read: the answer takes a few tenths of
+    /// a millisecond, most of it containerd's own.
+    fn ask_containerd(&self, rootfs: &Rootfs, config: &Config) -> Option<containerd::Answer> {
+        let ep = self.endpoint()?;
+        let query = containerd::Query::send(&ep, self.id());
+        if self.looks_up_names() {
+            namelookup::prefetch(rootfs, config);
+        }
+        Some(query.answer())
     }
 
     fn create(&self) -> Result<()> {
@@ -149,7 +165,7 @@ impl Run<'_> {
             &spec.doc,
             self.node,
             self.caller,
-            || self.endpoint(),
+            || self.ask_containerd(&rootfs, &spec.doc),
         )?;
         if plan.skip == Some(Skip::Sandbox) {
             return Ok(());
@@ -251,7 +267,7 @@ impl Run<'_> {
     fn exec_decision(
         &self,
         rootfs: &Rootfs,
-        config: &crate::spec::Config,
+        config: &Config,
         process: Option<&SpecFile<crate::spec::User>>,
     ) -> Result<Decision> {
         // The main process's groups: config.json's, which create rewrote. In
@@ -260,7 +276,7 @@ impl Run<'_> {
             Mode::Enforce => config.user.additional_gids.clone(),
             Mode::Audit => {
                 plan::for_create(self.id(), rootfs, config, self.node, self.caller, || {
-                    self.endpoint()
+                    self.ask_containerd(rootfs, config)
                 })?
                 .decision
                 .kept
@@ -286,7 +302,7 @@ impl Run<'_> {
     /// the main process has: the CRI runtimes always ask for the container's.
     fn refuse_other_primary_gid(
         &self,
-        config: &crate::spec::Config,
+        config: &Config,
         process: Option<&SpecFile<crate::spec::User>>,
     ) -> Result<()> {
         let primary = match (&self.inv.user, process) {
@@ -310,13 +326,8 @@ impl Run<'_> {
     /// runc before 1.3 looks each gid up by name in the container's
     /// `/etc/group`: refuse (enforce) or warn (audit) when that would give
     /// the process another group than the gids it is to get.
-    fn check_runtime_lookup(
-        &self,
-        rootfs: &Rootfs,
-        config: &crate::spec::Config,
-        gids: &[u32],
-    ) -> Result<()> {
-        if gids.is_empty() || !namelookup::runtime_looks_up_names(self.runtime) {
+    fn check_runtime_lookup(&self, rootfs: &Rootfs, config: &Config, gids: &[u32]) -> Result<()> {
+        if gids.is_empty() || !self.looks_up_names() {
             return Ok(());
         }
         // A spec without a rootfs fails in audit mode too, as runc would.
@@ -325,6 +336,13 @@ impl Run<'_> {
             self.refuse_or_warn(e)?;
         }
         Ok(())
+    }
+
+    /// Does the real runtime look gids up by name (runc before 1.3)?
+    fn looks_up_names(&self) -> bool {
+        *self
+            .looks_up_names
+            .get_or_init(|| namelookup::runtime_looks_up_names(self.runtime))
     }
 
     fn refuse_or_warn(&self, err: anyhow::Error) -> Result<()> {
@@ -343,7 +361,7 @@ impl Run<'_> {
     fn record(
         &self,
         action: &str,
-        config: &crate::spec::Config,
+        config: &Config,
         choice: Option<policy::PolicyChoice>,
         source: &str,
         note: Option<&str>,
