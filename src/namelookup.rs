@@ -382,4 +382,42 @@ mod tests {
         // uid 0 is not checked.
         assert!(!refused(&user(0, 0), &[0]));
     }
+
+    /// What a prefetch read is what the check then decides on: the check
+    /// after it sees the bytes read before, also once the file is gone, and
+    /// decides as a check alone on those bytes.
+    #[test]
+    fn the_check_decides_on_the_bytes_the_prefetch_read() {
+        let Some(dir) = image_root() else {
+            return;
+        };
+        let root = dir.path();
+        let config = crate::spec::parse_config(
+            serde_json::json!({
+                "process": {"user": {"uid": 1000, "gid": 1000}},
+                "mounts": [{"destination": "/proc"}, {"destination": "/etc/hosts"}],
+            })
+            .to_string()
+            .as_bytes(),
+        )
+        .unwrap();
+        let fresh = || Rootfs::new(Some(root.to_path_buf()));
+        // A group named "1000" whose gid is 0: runc would give group 0.
+        for (group, refused) in [
+            ("users:x:1000:\n", false),
+            ("1000:x:0:\nusers:x:1000:\n", true),
+        ] {
+            std::fs::write(root.join("etc/group"), group).unwrap();
+            assert_eq!(
+                check(&fresh(), &config, &[1000]).is_err(),
+                refused,
+                "{group}"
+            );
+            let rootfs = fresh();
+            prefetch(&rootfs, &config);
+            std::fs::remove_file(root.join("etc/group")).unwrap();
+            let after = check(&rootfs, &config, &[1000]);
+            assert_eq!(after.is_err(), refused, "{group}: {after:?}");
+        }
+    }
 }

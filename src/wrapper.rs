@@ -142,8 +142,10 @@ impl Run<'_> {
     /// a millisecond, most of it containerd's own.
     fn ask_containerd(&self, rootfs: &Rootfs, config: &Config) -> Option<containerd::Answer> {
         let ep = self.endpoint()?;
+        // Before the question: on a cache miss this runs `RUNTIME --version`.
+        let looks_up_names = self.looks_up_names();
         let query = containerd::Query::send(&ep, self.id());
-        if self.looks_up_names() {
+        if looks_up_names {
             namelookup::prefetch(rootfs, config);
         }
         Some(query.answer())
