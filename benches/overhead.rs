@@ -1,8 +1,8 @@
 //! What the wrapper costs over bare runc, measured side by side in one run
 //! on real containers: a passthrough command (`state`), a whole
 //! create+start+delete cycle (D from a private containerd's CRI record, as
-//! on a containerd node, and from the rootfs), and the wrapper's own peak
-//! RSS. Run as root: `scripts/bench.sh` (the static binary that ships) or
+//! on a containerd node, and from the rootfs), containerd's answer alone,
+//! and the wrapper's own peak RSS. Run as root: `scripts/bench.sh` (the static binary that ships) or
 //! `cargo bench --bench overhead` (the default build).
 //!
 //! Medians over many runs; the container runs busybox `true`.
@@ -171,6 +171,27 @@ fn decision_runs(
     }
     std::fs::write(&restore.0, &restore.1).unwrap();
     times.map(median)
+}
+
+/// Median time of containerd's answer alone: the question the wrapper asks
+/// on a create (`Containers.Get` on a new connection), asked from this
+/// process, with no exec and nothing else around it. A create whose D comes
+/// from containerd waits for at least the part of it that nothing overlaps.
+fn containerd_answer_median(ctd: &PrivateContainerd, id: &str) -> Duration {
+    let ep = strict_groups::containerd::Endpoint {
+        socket: ctd.socket(),
+        namespace: "k8s.io".into(),
+    };
+    let times = (0..DECISION_RUNS)
+        .map(|_| {
+            let t = Instant::now();
+            let answer = strict_groups::containerd::Query::send(&ep, id).answer();
+            let took = t.elapsed();
+            assert_eq!(answer.unwrap(), Some(vec![60000]));
+            took
+        })
+        .collect();
+    median(times)
 }
 
 /// Peak RSS (KiB) of the wrapper alone, the highest of 5 runs, with
@@ -358,6 +379,10 @@ fn main() {
             if over <= target { "met" } else { "NOT met" }
         );
     }
+    println!(
+        "containerd's answer alone (Containers.Get on a new connection, in process, n={DECISION_RUNS}): {:.3} ms",
+        ms(containerd_answer_median(&ctd, &b.id))
+    );
     let decisions = b.decisions();
     assert!(decisions.iter().any(|d| d["source"] == "containerd"));
     assert!(
