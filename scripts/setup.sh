@@ -8,7 +8,9 @@
 #   .rpm, libseccomp-dev to build youki;
 # - the musl targets of Rust (x86_64 and aarch64, from rustup: the binary
 #   that ships is static on musl), gcc-aarch64-linux-gnu as the aarch64
-#   linker driver, qemu-user-static to run aarch64 binaries;
+#   linker driver, qemu-user-static to run aarch64 binaries, and Debian's
+#   arm64 package lists (the aarch64 installer image takes busybox-static
+#   from them: dpkg --add-architecture arm64, nothing of arm64 installed);
 # - cargo-deb and cargo-generate-rpm (packages), cargo-auditable (the
 #   dependency list inside the binary), cargo-deny (licences, bans, sources);
 #   gnupg, apt-utils and createrepo-c for the release's signatures and
@@ -26,9 +28,16 @@ packages=(runc crun containerd podman busybox-static protobuf-compiler golang-go
   libc6-dev-arm64-cross qemu-user-static gnupg gpgv binutils apt-utils createrepo-c)
 missing=()
 for p in "${packages[@]}"; do have "$p" || missing+=("$p"); done
+updated=
+if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+  echo "setup: adding Debian's arm64 package lists (busybox-static of the aarch64 installer image)"
+  dpkg --add-architecture arm64
+  apt-get update -qq
+  updated=1
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   echo "setup: installing ${missing[*]}"
-  apt-get update -qq
+  [ -n "$updated" ] || apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
