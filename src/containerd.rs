@@ -179,6 +179,8 @@ pub struct Query {
 }
 
 impl Query {
+    /// Sends the question; a failure to connect or write is kept for
+    /// [`Query::answer`] to report.
     pub fn send(ep: &Endpoint, id: &str) -> Query {
         let request = GetContainerRequest { id: id.to_string() }.encode_to_vec();
         let call = grpc::Call {
@@ -196,7 +198,8 @@ impl Query {
         }
     }
 
-    /// Waits for containerd's answer.
+    /// containerd's answer: waited for until the question's deadline, or
+    /// past it, taken only if it has already come in.
     pub fn answer(self) -> Answer {
         let context = self.context;
         let reply = self

@@ -52,7 +52,7 @@ pub struct Declared {
 }
 
 /// Finds D for the container about to be created from `config`: from
-/// `containerd`'s answer when there is one (None: not run by containerd),
+/// `containerd`'s answer when there is one (None: no containerd to ask),
 /// else from the rootfs.
 pub fn for_create(
     containerd: Option<containerd::Answer>,

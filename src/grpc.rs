@@ -12,8 +12,10 @@
 //! Limits: frames as the peer's default maximum allows (16 KiB request
 //! frames); a reply of at most [`MAX_REPLY`] bytes, its header lists of at
 //! most [`MAX_HEADER_LIST`] (advertised to the server); the whole call,
-//! connect and writes included, within one deadline. Anything else is an
-//! error, never a panic: the wrapper runs on every create.
+//! connect and writes included, within one deadline; past it (when the
+//! caller's own work between send and reply took it), only what has already
+//! come in is read. Anything else is an error, never a panic: the wrapper
+//! runs on every create.
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream;
@@ -111,7 +113,9 @@ impl Pending {
         if is_timeout(&e) { self.timed_out() } else { e }
     }
 
-    /// Reads the reply, by the deadline set when the call was sent.
+    /// Reads the reply, by the deadline set when the call was sent; past it,
+    /// only what has already come in (a reply still arriving then, such as
+    /// one larger than the socket's buffer, times out).
     pub fn reply(mut self) -> io::Result<Reply> {
         let mut reply = ReplyReader::default();
         let mut buf = Vec::with_capacity(4096);
@@ -120,23 +124,28 @@ impl Pending {
         // before the client waits: when the reply is already in, they would
         // only wake the server for nothing.
         let mut answers = Vec::new();
+        let mut past_deadline = false;
         loop {
             // Whole frames first; then read more.
             if let Some(done) = reply.frames(&mut buf, &mut answers)? {
                 return Ok(done);
             }
+            if !past_deadline && !answers.is_empty() {
+                match write_by(&mut self.stream, &answers, self.deadline) {
+                    // Out of time: what has come in may still hold the reply.
+                    Err(e) if !is_timeout(&e) => return Err(e),
+                    _ => {}
+                }
+            }
+            answers.clear();
             let left = self.deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                // Past the deadline (the caller's own work between send and
-                // reply took it), what has come in is still read, without
-                // waiting: a read that would wait is the timeout.
-                self.stream.set_nonblocking(true)?;
-            } else {
-                if !answers.is_empty() {
-                    write_by(&mut self.stream, &answers, self.deadline)
-                        .map_err(|e| self.relabel(e))?;
-                    answers.clear();
+                // A read that would wait is then the timeout.
+                if !past_deadline {
+                    self.stream.set_nonblocking(true)?;
+                    past_deadline = true;
                 }
+            } else {
                 self.stream.set_read_timeout(Some(left))?;
             }
             let n = match self.stream.read(&mut chunk) {
@@ -349,7 +358,7 @@ struct ReplyReader {
     done: Option<Reply>,
 }
 
-/// The reply in `bytes` (all a server sent), as [`unary`] reads it: None
+/// The reply in `bytes` (all a server sent), as [`Pending::reply`] reads it: None
 /// while the call has not ended. For fuzzing.
 pub fn reply_from_bytes(bytes: &[u8]) -> io::Result<Option<Reply>> {
     ReplyReader::default().frames(&mut bytes.to_vec(), &mut Vec::new())
@@ -741,21 +750,41 @@ mod tests {
     /// still read; with nothing in, the call times out at once.
     #[test]
     fn past_the_deadline_only_what_came_in_counts() {
-        let (dir, _server) = serve(Some(reply_frames("0", Some(b"in time"), "")));
-        let pending = send(&dir.path().join("s"), &call(), Duration::from_millis(100)).unwrap();
-        std::thread::sleep(Duration::from_millis(150));
+        let dir = tempfile::tempdir().unwrap();
+        let listener = UnixListener::bind(dir.path().join("s")).unwrap();
+        let (written, in_socket) = std::sync::mpsc::channel::<()>();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut got = vec![0u8; 4096];
+            let _ = s.read(&mut got).unwrap();
+            s.write_all(&reply_frames("0", Some(b"in time"), ""))
+                .unwrap();
+            written.send(()).unwrap();
+            // Open until the client is done.
+            let _ = s.read(&mut got);
+        });
+        let timeout = Duration::from_millis(100);
+        let pending = send(&dir.path().join("s"), &call(), timeout).unwrap();
+        in_socket.recv().unwrap();
+        std::thread::sleep(timeout + Duration::from_millis(50));
         assert_eq!(
             pending.reply().unwrap(),
             Reply::Message(b"in time".to_vec())
         );
+        server.join().unwrap();
 
+        // serve(None) stays silent for 600 ms: a read that waited would wait for it.
         let (dir, _server) = serve(None);
-        let pending = send(&dir.path().join("s"), &call(), Duration::from_millis(100)).unwrap();
-        std::thread::sleep(Duration::from_millis(150));
+        let pending = send(&dir.path().join("s"), &call(), timeout).unwrap();
+        std::thread::sleep(timeout + Duration::from_millis(50));
         let t = Instant::now();
         let err = pending.reply().unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
-        assert!(t.elapsed() < Duration::from_millis(50));
+        assert!(
+            t.elapsed() < Duration::from_millis(250),
+            "{:?}",
+            t.elapsed()
+        );
     }
 
     #[test]

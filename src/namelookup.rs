@@ -131,8 +131,9 @@ fn run_version(runtime: &Path) -> String {
     out
 }
 
-/// Reads now what [`check`] will read (the rootfs handle keeps it): the
-/// resolution of `/etc/group` and of each mount destination, and the file.
+/// Resolves and reads now what [`check`] will (the rootfs handle keeps it):
+/// the steps of `/etc/group` and of each mount destination, and the file;
+/// the check's `lstat`s of the writable steps are left to it.
 /// The wrapper does this while containerd answers its question. Errors are
 /// left for [`check`] to report.
 pub fn prefetch(rootfs: &Rootfs, config: &Config) {
