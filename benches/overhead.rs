@@ -2,8 +2,9 @@
 //! on real containers: a passthrough command (`state`), a whole
 //! create+start+delete cycle (D from a private containerd's CRI record, as
 //! on a containerd node, and from the rootfs), containerd's answer alone,
-//! and the wrapper's own peak RSS. Run as root: `scripts/bench.sh` (the static binary that ships) or
-//! `cargo bench --bench overhead` (the default build).
+//! and the wrapper's own peak RSS. Run as root: `scripts/bench.sh` (the
+//! static binary that ships) or `cargo bench --bench overhead` (the default
+//! build).
 //!
 //! Medians over many runs; the container runs busybox `true`.
 
