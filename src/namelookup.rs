@@ -131,17 +131,15 @@ fn run_version(runtime: &Path) -> String {
     out
 }
 
-/// Resolves and reads now what [`check`] will (the rootfs handle keeps it):
-/// the steps of `/etc/group` and of each mount destination, and the file;
-/// the check's `lstat`s of the writable steps are left to it.
-/// The wrapper does this while containerd answers its question. Errors are
-/// left for [`check`] to report.
+/// Does now every read of [`check`] (the rootfs handle keeps them: where
+/// `/etc/group` and each mount destination resolve, each step's `lstat`, the
+/// file's bytes), so that the check after containerd's answer reads nothing
+/// again; the wrapper does this while containerd answers its question. With
+/// no gids, the check's writability test can only find fewer writers, so it
+/// stops at no step before the check with the real gids would: it reads at
+/// least what that one reads. Its verdict is left to that check.
 pub fn prefetch(rootfs: &Rootfs, config: &Config) {
-    let _ = rootfs.resolve("/etc/group");
-    for dest in &config.mount_destinations {
-        let _ = rootfs.resolve(dest);
-    }
-    let _ = rootfs.read("/etc/group", IMAGE_FILE_CAP);
+    let _ = check(rootfs, config, &[]);
 }
 
 /// Refuses when runc's look-up in the container's `/etc/group` would give
@@ -382,6 +380,46 @@ mod tests {
         mode(".", 0o755);
         // uid 0 is not checked.
         assert!(!refused(&user(0, 0), &[0]));
+    }
+
+    /// The writability test after a prefetch decides on the modes the
+    /// prefetch found, as the look-up on its bytes: one state of the image.
+    #[test]
+    fn the_check_decides_on_the_modes_the_prefetch_found() {
+        use std::os::unix::fs::PermissionsExt;
+        let Some(dir) = image_root() else {
+            return;
+        };
+        let root = dir.path();
+        std::fs::write(root.join("etc/group"), "users:x:1000:\n").unwrap();
+        let config = crate::spec::parse_config(
+            serde_json::json!({"process": {"user": {"uid": 1000, "gid": 1000}}})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+        let fresh = || Rootfs::new(Some(root.to_path_buf()));
+        let mode = |m: u32| {
+            std::fs::set_permissions(root.join("etc/group"), std::fs::Permissions::from_mode(m))
+                .unwrap()
+        };
+        for (before, after) in [(0o644, 0o666), (0o666, 0o644)] {
+            mode(before);
+            let rootfs = fresh();
+            prefetch(&rootfs, &config);
+            mode(after);
+            let writable_before = before & 0o002 != 0;
+            assert_eq!(
+                check(&rootfs, &config, &[1000]).is_err(),
+                writable_before,
+                "{before:o} then {after:o}"
+            );
+            assert_eq!(
+                check(&fresh(), &config, &[1000]).is_err(),
+                !writable_before,
+                "{after:o} alone"
+            );
+        }
     }
 
     /// What a prefetch read is what the check then decides on: the check

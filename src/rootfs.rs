@@ -22,7 +22,7 @@ use std::rc::Rc;
 
 use nix::errno::Errno;
 use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag, openat2};
-use nix::sys::stat::{Mode, SFlag, fstat};
+use nix::sys::stat::{FileStat, Mode, SFlag, fstat};
 
 /// Why a file of the rootfs could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -114,8 +114,12 @@ impl Rootfs {
 
     /// `lstat` of the in-root path `path`, whose every directory was found
     /// not to be a symlink ([`Rootfs::resolve`]'s visited steps): None when
-    /// it cannot be read.
-    pub fn lstat(&self, path: &str) -> Option<nix::sys::stat::FileStat> {
+    /// it cannot be read. A step a resolution examined answers as it was
+    /// found then, so that a check on the resolution sees one state of it.
+    pub fn lstat(&self, path: &str) -> Option<FileStat> {
+        if let Some(step) = self.steps.borrow().get(path) {
+            return step.stat();
+        }
         let relative = match path.trim_start_matches('/') {
             "" => ".",
             relative => relative,
@@ -286,12 +290,22 @@ pub struct Resolved {
     pub visited: Vec<String>,
 }
 
-/// What one in-root path is, as [`resolve_in_root`] found it.
-#[derive(Clone, Debug)]
+/// What one in-root path is, as [`resolve_in_root`] found it, with its
+/// `lstat`.
+#[derive(Clone)]
 enum Step {
-    Link(String),
+    Link(String, FileStat),
     Missing,
-    Other,
+    Other(FileStat),
+}
+
+impl Step {
+    fn stat(&self) -> Option<FileStat> {
+        match self {
+            Step::Link(_, st) | Step::Other(st) => Some(*st),
+            Step::Missing => None,
+        }
+    }
 }
 
 /// Resolves `path` inside the rootfs at `root` as the kernel would with the
@@ -337,7 +351,7 @@ fn resolve_at(root: &File, path: &str, steps: &mut HashMap<String, Step>) -> io:
             }
         };
         match step {
-            Step::Link(target) => {
+            Step::Link(target, _) => {
                 links += 1;
                 if links > 40 {
                     return Err(io::Error::from_raw_os_error(libc::ELOOP));
@@ -350,7 +364,7 @@ fn resolve_at(root: &File, path: &str, steps: &mut HashMap<String, Step>) -> io:
                     todo.insert(i, p.to_string());
                 }
             }
-            Step::Other => {}
+            Step::Other(_) => {}
             Step::Missing => missing = true,
         }
     }
@@ -366,9 +380,9 @@ fn examine(root: &File, relative: &str) -> io::Result<Step> {
     match nix::sys::stat::fstatat(dir, relative, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(st) if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK => {
             let target = nix::fcntl::readlinkat(dir, relative)?;
-            Ok(Step::Link(target.to_string_lossy().into_owned()))
+            Ok(Step::Link(target.to_string_lossy().into_owned(), st))
         }
-        Ok(_) => Ok(Step::Other),
+        Ok(st) => Ok(Step::Other(st)),
         Err(Errno::ENOENT) => Ok(Step::Missing),
         Err(e) => Err(e.into()),
     }
