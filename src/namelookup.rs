@@ -131,10 +131,11 @@ fn run_version(runtime: &Path) -> String {
     out
 }
 
-/// Does now every read of [`check`] (the rootfs handle keeps them: where
+/// Does now the reads of [`check`] (the rootfs handle keeps them: where
 /// `/etc/group` and each mount destination resolve, each step's `lstat`, the
-/// file's bytes), so that the check after containerd's answer reads nothing
-/// again; the wrapper does this while containerd answers its question. With
+/// file's bytes), so that the check after containerd's answer reads again
+/// only the `lstat` of the image's root; the wrapper does this while
+/// containerd answers its question. With
 /// no gids, the check's writability test can only find fewer writers, so it
 /// stops at no step before the check with the real gids would: it reads at
 /// least what that one reads. Its verdict is left to that check.
@@ -195,6 +196,11 @@ pub fn check(rootfs: &Rootfs, config: &Config, gids: &[u32]) -> Result<()> {
              gids up by name: {e}"
         )
     })?;
+    if gids.is_empty() {
+        // Nothing to look up (runc looks up nothing either): the file of a
+        // hostile image is not parsed for nothing, before containerd's answer.
+        return Ok(());
+    }
     let Some(got) = groups::runc_additional_groups(group.as_deref(), gids) else {
         // runc refuses these gids itself.
         return Ok(());
