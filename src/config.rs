@@ -156,7 +156,13 @@ impl NodeConfig {
                 return Err(e).with_context(|| format!("reading node config {}", path.display()));
             }
         };
-        let mut loaded = Self::parse(&text)
+        Self::parse_checked(&text, path)
+    }
+
+    /// [`NodeConfig::parse`] and the checks a load makes, the file named
+    /// `path` in messages.
+    pub fn parse_checked(text: &str, path: &Path) -> Result<Loaded> {
+        let mut loaded = Self::parse(text)
             .map_err(|e| anyhow::anyhow!("{}", e.message().trim()))
             .with_context(|| format!("node config {}", path.display()))?;
         let config = &loaded.config;

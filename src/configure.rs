@@ -46,6 +46,13 @@ enum Target {
         /// --handler and a --binary that links to strict-groups.
         #[arg(long)]
         wrap: Option<String>,
+        /// Also name, in this strict-groups node config, the real runtime
+        /// that the wrapped entry runs (its `BinaryName`, e.g.
+        /// nvidia-container-runtime): `runtime` for a --binary named
+        /// strict-groups, else `[runtimes] <its name>`. With --remove, the
+        /// `[runtimes]` key goes. The rest of the file is kept.
+        #[arg(long)]
+        node_config: Option<PathBuf>,
         #[command(flatten)]
         common: Common,
     },
@@ -108,6 +115,7 @@ fn configure(args: &Args) -> Result<()> {
         Target::Containerd {
             config,
             wrap,
+            node_config,
             common,
         } => {
             // A config that is a symlink is edited where it points (the
@@ -115,36 +123,61 @@ fn configure(args: &Args) -> Result<()> {
             let config = &std::fs::canonicalize(config).unwrap_or_else(|_| config.clone());
             let old = read_or_empty(config)?;
             let is_template = config.extension().is_some_and(|e| e == "tmpl");
-            let new = if common.remove {
-                remove_containerd_entry(&old, &common.handler, is_template)
-            } else {
-                add_containerd_entry(
-                    &old,
-                    &common.binary()?,
-                    &common.handler,
-                    is_template,
-                    wrap.as_deref(),
-                )
-            }
-            .with_context(|| format!("editing {}", config.display()))?;
-            apply(config, old.as_deref(), new.as_deref(), common)?;
+            let binary = common.binary()?;
+            let name = Path::new(&binary)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let real = old
                 .as_deref()
                 .and_then(|t| wrapped_binary_name(t, wrap.as_deref()));
-            if let (Some(real), false) = (real, common.remove) {
-                let binary = common.binary()?;
-                let name = Path::new(&binary)
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                let what = if name == "strict-groups" {
+            // The new text first: a failure leaves both files as they were.
+            let new = if common.remove {
+                remove_containerd_entry(&old, &common.handler, is_template)
+            } else {
+                add_containerd_entry(&old, &binary, &common.handler, is_template, wrap.as_deref())
+            }
+            .with_context(|| format!("editing {}", config.display()))?;
+            if let Some(real) = real.as_deref().filter(|_| !common.remove)
+                && (real == binary
+                    || Path::new(real)
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with(HANDLER)))
+            {
+                bail!(
+                    "the runtime entry to wrap already runs strict-groups ({real}); wrap the \
+                     entry of the real runtime (--wrap)"
+                );
+            }
+            // The node config first: a handler whose real runtime is not
+            // named yet would run plain runc (without the GPU hooks, say).
+            // An entry without a BinaryName runs runc from PATH, as the
+            // default `runtime` does: a linked name is given that; the
+            // wrapper's own name keeps the `runtime` the file has.
+            let default = crate::config::NodeConfig::default().runtime;
+            let runs = match (&real, common.remove) {
+                _ if name == HANDLER && (common.remove || real.is_none()) => None,
+                (_, true) => Some(None),
+                (Some(real), false) => Some(Some(real.as_str())),
+                (None, false) => Some(Some(default.as_str())),
+            };
+            if let (Some(path), Some(runs)) = (node_config, runs) {
+                let before = read_or_empty(path)?;
+                let after = set_node_runtime(before.as_deref().unwrap_or(""), &name, runs)
+                    .with_context(|| format!("editing the node config {}", path.display()))?;
+                let after = (before.is_some() || !after.is_empty()).then_some(after);
+                apply(path, before.as_deref(), after.as_deref(), common)?;
+            }
+            apply(config, old.as_deref(), new.as_deref(), common)?;
+            if let (Some(real), false, None) = (real, common.remove, node_config) {
+                let what = if name == HANDLER {
                     format!("runtime = {real:?}")
                 } else {
                     format!("[runtimes] {name} = {real:?}")
                 };
                 println!(
                     "{}: the wrapped runtime runs {real:?}: set {what} in {} so that \
-                     strict-groups runs it too",
+                     strict-groups runs it too (or give --node-config)",
                     config.display(),
                     crate::config::DEFAULT_PATH
                 );
@@ -333,6 +366,14 @@ pub fn add_containerd_entry(
 ) -> Result<Option<String>> {
     let text = old.as_deref().unwrap_or("");
     if is_template && (text.contains("{{") || text.parse::<DocumentMut>().is_err()) {
+        if let Some(name) = wrap {
+            // k3s and RKE2 make their runtime entries (nvidia's too) when
+            // they start: there is no table here to copy.
+            bail!(
+                "--wrap {name}: a template with Go actions holds no runtime entry to copy; \
+                 k3s and RKE2 make theirs when they start"
+            );
+        }
         return Ok(Some(add_template_block(text, binary, handler)));
     }
     let mut doc: DocumentMut = text.parse().context("not valid TOML")?;
@@ -495,6 +536,53 @@ pub fn remove_containerd_entry(
         }
         _ => Ok(Some(text.clone())),
     }
+}
+
+/// The node config's text with `real` as the real runtime of the wrapper run
+/// by the name `name`: `runtime` for the wrapper's own name, else the key
+/// `name` of `[runtimes]`. `real` None takes `[runtimes] name` out (and
+/// leaves `runtime` as it is). Comments and everything else are kept; the
+/// result must load as a node config, or nothing is written.
+pub fn set_node_runtime(text: &str, name: &str, real: Option<&str>) -> Result<String> {
+    let mut doc: DocumentMut = text.parse().context("not valid TOML")?;
+    if name.is_empty() || name.contains('/') {
+        bail!("no binary name to set a runtime for ({name:?})");
+    }
+    // A new value keeps the comment and spacing around the old one.
+    let set = |table: &mut dyn toml_edit::TableLike, key: &str, real: &str| match table
+        .get_mut(key)
+        .and_then(Item::as_value_mut)
+    {
+        Some(old) => {
+            let decor = old.decor().clone();
+            *old = toml_edit::Value::from(real);
+            *old.decor_mut() = decor;
+        }
+        None => {
+            table.insert(key, value(real));
+        }
+    };
+    match real {
+        Some(real) if name == HANDLER => set(doc.as_table_mut(), "runtime", real),
+        Some(real) => {
+            if !doc.contains_key("runtimes") {
+                doc["runtimes"] = Item::Table(Table::new());
+            }
+            let runtimes = doc["runtimes"]
+                .as_table_like_mut()
+                .ok_or_else(|| anyhow!("runtimes is not a table"))?;
+            set(runtimes, name, real);
+        }
+        None => {
+            if let Some(runtimes) = doc.get_mut("runtimes").and_then(Item::as_table_like_mut) {
+                runtimes.remove(name);
+            }
+        }
+    }
+    let out = doc.to_string();
+    crate::config::NodeConfig::parse_checked(&out, Path::new("as edited"))
+        .context("the result would not load")?;
+    Ok(out)
 }
 
 /// The entry as text, for templates that are not plain TOML.
@@ -725,6 +813,57 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("no runtime entry \"none\""), "{err}");
+    }
+
+    #[test]
+    fn the_node_config_names_the_real_runtime_and_keeps_the_rest() {
+        let shipped = "# the node config\nruntime = \"runc\"  # real runtime\nmode = \"enforce\"\n";
+        let gpu = "/usr/bin/nvidia-container-runtime";
+        let added = set_node_runtime(shipped, "strict-groups-nvidia", Some(gpu)).unwrap();
+        assert!(added.starts_with(shipped), "{added}");
+        let loaded = crate::config::NodeConfig::parse(&added).unwrap().config;
+        assert_eq!(loaded.runtime_for("strict-groups-nvidia"), gpu);
+        assert_eq!(loaded.runtime_for("strict-groups"), "runc");
+        // Again: the same text; another value replaces it; None takes it out.
+        assert_eq!(
+            set_node_runtime(&added, "strict-groups-nvidia", Some(gpu)).unwrap(),
+            added
+        );
+        let other = set_node_runtime(&added, "strict-groups-nvidia", Some("/opt/x")).unwrap();
+        let loaded = crate::config::NodeConfig::parse(&other).unwrap().config;
+        assert_eq!(loaded.runtime_for("strict-groups-nvidia"), "/opt/x");
+        let removed = set_node_runtime(&added, "strict-groups-nvidia", None).unwrap();
+        let loaded = crate::config::NodeConfig::parse(&removed).unwrap().config;
+        assert_eq!(loaded.runtime_for("strict-groups-nvidia"), "runc");
+        assert!(removed.contains("# real runtime"));
+        assert_eq!(
+            set_node_runtime(shipped, "strict-groups-x", None).unwrap(),
+            shipped
+        );
+        // The wrapper's own name: `runtime`, in place.
+        let own = set_node_runtime(shipped, HANDLER, Some(gpu)).unwrap();
+        assert_eq!(own, shipped.replace("\"runc\"", &format!("{gpu:?}")));
+        // A file it cannot edit, or a result that would not load: an error.
+        assert!(set_node_runtime("runtimes = 3\n", "strict-groups-x", Some(gpu)).is_err());
+        assert!(set_node_runtime("runtime = \n", "strict-groups-x", Some(gpu)).is_err());
+        assert!(set_node_runtime("mode = \"bogus\"\n", "strict-groups-x", Some(gpu)).is_err());
+        assert!(set_node_runtime(shipped, "strict-groups-x", Some("")).is_err());
+        assert!(set_node_runtime(shipped, "", Some(gpu)).is_err());
+    }
+
+    #[test]
+    fn wrap_refuses_a_template_it_cannot_copy_from() {
+        let template = "{{ template \"base\" . }}\n".to_string();
+        let err = add_containerd_entry(
+            &Some(template.clone()),
+            "/usr/local/bin/strict-groups-nvidia",
+            "strict-groups-nvidia",
+            true,
+            Some("nvidia"),
+        )
+        .unwrap_err();
+        assert!(format!("{err:#}").contains("--wrap nvidia"), "{err:#}");
+        assert!(add_containerd_entry(&Some(template), "/b", HANDLER, true, None).is_ok());
     }
 
     #[test]
