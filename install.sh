@@ -2,7 +2,8 @@
 # Installs strict-groups on a node, or removes it again.
 #
 #   install.sh [--root DIR] [--binary FILE] [--runtime auto|containerd|k3s|rke2|crio]
-#              [--checksums SHA256SUMS [--keyring KEY.gpg]] [--restart] [--uninstall]
+#              [--wrap NAME]... [--checksums SHA256SUMS [--keyring KEY.gpg]]
+#              [--restart] [--uninstall]
 #
 # Installs the binary as /usr/local/bin/strict-groups, a default
 # /etc/strict-groups/config.toml (if none), and adds the `strict-groups`
@@ -20,6 +21,11 @@
 # --binary F   the strict-groups binary to install (default: beside this script,
 #              else the release build of this checkout)
 # --runtime R  which runtime to configure (default: auto-detect)
+# --wrap NAME  also wrap containerd's runtime entry NAME (nvidia on a GPU
+#              node) as the handler strict-groups-NAME: the link
+#              /usr/local/bin/strict-groups-NAME runs the wrapper, and the
+#              node config names NAME's real runtime under [runtimes] for it
+#              (repeatable; containerd only)
 # --checksums S  refuse a binary whose SHA-256 is not the one S lists for its
 #              file name (a release's SHA256SUMS); checked before it is run
 # --keyring K  and refuse S unless S.asc is a good signature of S by a key in
@@ -32,6 +38,7 @@ binary=
 runtime=auto
 checksums=
 keyring=
+wraps=
 restart=no
 uninstall=no
 usage() { echo "install.sh: $* (see --help)" >&2; exit 2; }
@@ -52,10 +59,17 @@ while [ $# -gt 0 ]; do
     --checksums=*) checksums=${1#--checksums=}; shift ;;
     --keyring) value "$@"; keyring=$2; shift 2 ;;
     --keyring=*) keyring=${1#--keyring=}; shift ;;
+    --wrap) value "$@"; wraps="$wraps $2"; shift 2 ;;
+    --wrap=*) wraps="$wraps ${1#--wrap=}"; shift ;;
     --restart) restart=yes; shift ;;
     --uninstall) uninstall=yes; shift ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) usage "unknown argument: $1" ;;
+  esac
+done
+for w in $wraps; do
+  case "$w" in
+    *[!A-Za-z0-9._-]*|.*) usage "--wrap $w: not a runtime entry name" ;;
   esac
 done
 
@@ -196,6 +210,14 @@ install_node() {
   "$binary" version >/dev/null 2>&1 || die "$binary does not run here"
   [ "$runtime" = auto ] && runtime=$(detect_runtime)
   file=$(runtime_file "$runtime")
+  if [ -n "$wraps" ] && [ "$runtime" != containerd ]; then
+    die "--wrap is for containerd's own config, not $runtime (k3s and RKE2 make their runtime entries when they start)"
+  fi
+  # Each entry to wrap is there to be copied, before anything changes.
+  for w in $wraps; do
+    "$binary" configure containerd --config "$(at "$file")" --wrap "$w" --handler "strict-groups-$w" \
+      --binary "$BIN-$w" --dry-run >/dev/null || die "cannot wrap runtime entry $w; nothing was changed"
+  done
   say "installing $("$binary" version) into ${root:-/} for $runtime"
 
   for d in /var/lib/strict-groups "$(dirname $BIN)" "$(dirname $CONFIG)" "$(dirname "$file")"; do
@@ -219,7 +241,12 @@ install_node() {
     say "installed $BIN"
   fi
 
+  # A node config written now names the real runtime of containerd's
+  # default entry (nvidia's, when that is the default); one that was there
+  # is the operator's and keeps its runtime.
+  wrote_config=no
   if [ ! -e "$(at $CONFIG)" ]; then
+    wrote_config=yes
     keep_original $CONFIG
     mkdir -p "$(at "$(dirname $CONFIG)")"
     if [ -f "$here/config/config.toml" ]; then
@@ -244,8 +271,24 @@ install_node() {
   before=$(sha256sum "$(at "$file")" 2>/dev/null | cut -d' ' -f1 || true)
   case "$runtime" in
     crio) "$(at $BIN)" configure crio --dropin-dir "$(at "$(dirname "$file")")" --binary $BIN --no-backup ;;
-    *) "$(at $BIN)" configure containerd --config "$(at "$file")" --binary $BIN --no-backup ;;
+    *) if [ "$wrote_config" = yes ]; then
+         "$(at $BIN)" configure containerd --config "$(at "$file")" --binary $BIN \
+           --node-config "$(at $CONFIG)" --no-backup
+       else
+         "$(at $BIN)" configure containerd --config "$(at "$file")" --binary $BIN --no-backup
+       fi ;;
   esac || die "configuring $runtime failed; nothing else was changed in $file"
+  for w in $wraps; do
+    link=$BIN-$w
+    keep_original "$link"
+    keep_original $CONFIG
+    [ -L "$(at "$link")" ] || ln -sf strict-groups "$(at "$link")" || die "linking $link failed"
+    "$(at $BIN)" configure containerd --config "$(at "$file")" --wrap "$w" \
+      --handler "strict-groups-$w" --binary "$link" --node-config "$(at $CONFIG)" --no-backup ||
+      die "wrapping runtime entry $w failed"
+    grep -qx "strict-groups-$w" "$(at $STATE)/handlers" 2>/dev/null ||
+      echo "strict-groups-$w" >>"$(at $STATE)/handlers"
+  done
   after=$(sha256sum "$(at "$file")" | cut -d' ' -f1)
   [ "$(cat "$(at $STATE)/configured.sha256" 2>/dev/null)" = "$after" ] ||
     echo "$after" >"$(at $STATE)/configured.sha256"
@@ -271,6 +314,10 @@ uninstall_node() {
       crio) "$(at $BIN)" configure crio --dropin-dir "$(at "$(dirname "$file")")" --remove --no-backup ;;
       *) "$(at $BIN)" configure containerd --config "$(at "$file")" --remove --no-backup ;;
     esac || die "removing the entry from $file failed"
+    for h in $(cat "$(at $STATE)/handlers" 2>/dev/null); do
+      "$(at $BIN)" configure containerd --config "$(at "$file")" --remove --handler "$h" --no-backup ||
+        die "removing the entry $h from $file failed"
+    done
     sed -i "\\|^$file\$|d" "$(at $STATE)/files"
   fi
   # Restore every file as it was (the binary last: configure above needs it).

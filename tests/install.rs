@@ -238,6 +238,138 @@ fn an_existing_node_config_is_kept_and_an_edited_runtime_config_keeps_its_edits(
     assert!(!root.path().join("usr/local/bin/strict-groups").exists());
 }
 
+/// A GPU node: `--wrap nvidia` adds the handler strict-groups-nvidia, run by
+/// a link to the wrapper, with nvidia's options; the node config names
+/// nvidia's runtime for that link, which then runs it. Again: nothing
+/// changes; `--uninstall`: the root as before. Where it cannot wrap, it
+/// changes nothing.
+#[test]
+fn a_second_runtime_is_wrapped_through_its_own_link() {
+    let config_path = "etc/containerd/config.toml";
+    let root = node(&[(config_path, "")]);
+    // nvidia's runtime, standing in: it says how it was run.
+    let gpu = root.path().join("usr/bin/nvidia-container-runtime");
+    std::fs::write(&gpu, "#!/bin/sh\necho \"nvidia runtime: $*\"\n").unwrap();
+    std::fs::set_permissions(&gpu, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let gpu = gpu.display().to_string();
+    let containerd_config = corpus("comments-and-runtimes.toml")
+        .replace("\"/usr/bin/nvidia-container-runtime\"", &format!("{gpu:?}"));
+    std::fs::write(root.path().join(config_path), &containerd_config).unwrap();
+    let before = snapshot(root.path());
+
+    // No such entry, a name that is no entry's, or a runtime without
+    // containerd's own config: refused, nothing changed.
+    for (args, says) in [
+        (
+            &["--wrap", "nosuch"][..],
+            "cannot wrap runtime entry nosuch; nothing was changed",
+        ),
+        (&["--wrap", "../x"][..], "not a runtime entry name"),
+        (
+            &["--wrap", "nvidia", "--runtime", "crio"][..],
+            "--wrap is for containerd",
+        ),
+    ] {
+        let out = install(root.path(), args);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+        assert_eq!(snapshot(root.path()), before, "{args:?} changed the root");
+    }
+
+    let out = install(root.path(), &["--wrap", "nvidia"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let link = root.path().join("usr/local/bin/strict-groups-nvidia");
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        Path::new("strict-groups")
+    );
+    let text = std::fs::read_to_string(root.path().join(config_path)).unwrap();
+    let doc: toml::Table = toml::from_str(&text).unwrap();
+    let entry = &doc["plugins"]["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]["strict-groups-nvidia"];
+    assert_eq!(
+        entry["options"]["BinaryName"].as_str(),
+        Some("/usr/local/bin/strict-groups-nvidia")
+    );
+    assert_eq!(entry["options"]["SystemdCgroup"].as_bool(), Some(true));
+    let node_config = root.path().join("etc/strict-groups/config.toml");
+    let loaded = strict_groups::config::NodeConfig::load_from(&node_config).unwrap();
+    assert_eq!(loaded.config.runtime_for("strict-groups-nvidia"), gpu);
+    assert_eq!(loaded.config.runtime_for("strict-groups"), "runc");
+    // The link runs nvidia's runtime (a command it passes through).
+    let ran = Command::new(&link)
+        .args(["state", "some-container"])
+        .env("STRICT_GROUPS_CONFIG", &node_config)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&ran), "nvidia runtime: state some-container");
+
+    let after_first = snapshot(root.path());
+    let out = install(root.path(), &["--wrap", "nvidia"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        snapshot(root.path()),
+        after_first,
+        "a second install changed something"
+    );
+    let out = install(root.path(), &["--uninstall"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        snapshot(root.path()),
+        before,
+        "--uninstall must restore the root exactly"
+    );
+
+    // Installed again and containerd's config edited after: --uninstall
+    // takes out both entries and keeps the edit.
+    assert!(install(root.path(), &["--wrap", "nvidia"]).status.success());
+    let config = root.path().join(config_path);
+    let edited = std::fs::read_to_string(&config).unwrap() + "\n# added later by the operator\n";
+    std::fs::write(&config, &edited).unwrap();
+    let out = install(root.path(), &["--uninstall"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(&config).unwrap(),
+        containerd_config + "\n# added later by the operator\n"
+    );
+    assert!(!link.exists() && !link.is_symlink());
+}
+
+/// A GPU node whose default runtime is nvidia's: the node config written at
+/// install names nvidia's runtime, so that the strict-groups handler runs
+/// what the default one does.
+#[test]
+fn a_node_config_written_at_install_names_the_default_entrys_runtime() {
+    let root = node(&[]);
+    let gpu = root.path().join("usr/bin/nvidia-container-runtime");
+    std::fs::write(&gpu, "#!/bin/sh\necho \"nvidia runtime: $*\"\n").unwrap();
+    std::fs::set_permissions(&gpu, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let gpu = gpu.display().to_string();
+    let config = corpus("gpu-nvidia-default.toml")
+        .replace("\"/usr/bin/nvidia-container-runtime\"", &format!("{gpu:?}"));
+    assert!(config.contains(&gpu));
+    let config_path = root.path().join("etc/containerd/config.toml");
+    std::fs::create_dir_all(config_path.parent().unwrap()).unwrap();
+    std::fs::write(&config_path, config).unwrap();
+    let out = install(root.path(), &[]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let node_config = root.path().join("etc/strict-groups/config.toml");
+    let loaded = strict_groups::config::NodeConfig::load_from(&node_config).unwrap();
+    assert_eq!(loaded.config.runtime, gpu);
+    let ran = Command::new(root.path().join("usr/local/bin/strict-groups"))
+        .args(["state", "some-container"])
+        .env("STRICT_GROUPS_CONFIG", &node_config)
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&ran), "nvidia runtime: state some-container");
+    // The node config is the operator's from then on: kept as it is.
+    std::fs::write(&node_config, "runtime = \"runc\"\n").unwrap();
+    assert!(install(root.path(), &[]).status.success());
+    assert_eq!(
+        std::fs::read_to_string(&node_config).unwrap(),
+        "runtime = \"runc\"\n"
+    );
+}
+
 #[test]
 fn failures_are_clear_and_exit_non_zero() {
     let root = node(&[("etc/containerd/config.toml", "version = 2\n[plugins\n")]);
