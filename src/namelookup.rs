@@ -232,9 +232,55 @@ fn writable_by(rootfs: &Rootfs, path: &str, uid: u32, gid: u32, gids: &[u32]) ->
     }
     // The owner may chmod it, whatever its mode bits say now.
     let mode = st.st_mode;
-    st.st_uid == uid
+    let by_mode = st.st_uid == uid
         || ((st.st_gid == gid || gids.contains(&st.st_gid)) && mode & 0o020 != 0)
-        || mode & 0o002 != 0
+        || mode & 0o002 != 0;
+    // A POSIX ACL (an image layer can carry one) may let named users and
+    // groups write; its mask, which no named entry passes, is then the
+    // group bits: without their write bit, no ACL lets anyone write. An ACL
+    // that cannot be read counts as letting the user write.
+    by_mode
+        || (mode & 0o020 != 0
+            && rootfs.acl(path).map_or(true, |acl| {
+                acl.is_some_and(|acl| acl_lets_write(&acl, uid, gid, gids))
+            }))
+}
+
+/// Does the POSIX ACL `acl`, in the kernel's `system.posix_acl_access`
+/// format (a 4-byte version 2, then 8-byte entries: tag, permissions, id,
+/// little-endian), let user `uid` or group `gid` or one of `gids` write
+/// through a named entry, as far as the mask lets it? One it cannot read
+/// does.
+fn acl_lets_write(acl: &[u8], uid: u32, gid: u32, gids: &[u32]) -> bool {
+    const USER: u16 = 0x02;
+    const GROUP: u16 = 0x08;
+    const MASK: u16 = 0x10;
+    const WRITE: u16 = 0x02;
+    let Some(entries) = acl
+        .strip_prefix(&2u32.to_le_bytes())
+        .filter(|e| e.len() % 8 == 0)
+    else {
+        return true;
+    };
+    let entries: Vec<(u16, u16, u32)> = entries
+        .chunks_exact(8)
+        .map(|e| {
+            (
+                u16::from_le_bytes([e[0], e[1]]),
+                u16::from_le_bytes([e[2], e[3]]),
+                u32::from_le_bytes([e[4], e[5], e[6], e[7]]),
+            )
+        })
+        .collect();
+    let mask = entries
+        .iter()
+        .find(|(tag, _, _)| *tag == MASK)
+        .map_or(0o7, |&(_, perm, _)| perm);
+    entries.iter().any(|&(tag, perm, id)| {
+        let named =
+            (tag == USER && id == uid) || (tag == GROUP && (id == gid || gids.contains(&id)));
+        named && perm & mask & WRITE != 0
+    })
 }
 
 /// Is the in-root path `path` at or under `dir`?
@@ -386,6 +432,90 @@ mod tests {
         mode(".", 0o755);
         // uid 0 is not checked.
         assert!(!refused(&user(0, 0), &[0]));
+    }
+
+    /// An image layer can carry a POSIX ACL: one that lets the user, or one
+    /// of its groups, write `/etc/group` or `/etc` is refused as a mode would
+    /// be; one whose mask takes the write away, or that names others, is not.
+    #[test]
+    fn an_acl_that_lets_the_user_write_is_refused() {
+        use std::os::unix::ffi::OsStrExt;
+        let Some(dir) = image_root() else {
+            return;
+        };
+        let root = dir.path();
+        std::fs::write(root.join("etc/group"), "users:x:1000:\n").unwrap();
+        let config = crate::spec::parse_config(
+            serde_json::json!({"process": {"user": {"uid": 1000, "gid": 1000}}})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+        const USER_OBJ: u16 = 0x01;
+        const USER: u16 = 0x02;
+        const GROUP_OBJ: u16 = 0x04;
+        const GROUP: u16 = 0x08;
+        const MASK: u16 = 0x10;
+        const OTHER: u16 = 0x20;
+        const UNDEFINED: u32 = u32::MAX;
+        // Sets the ACL (the kernel then sets the mode's group bits to the mask).
+        let set_acl = |path: &str, named: (u16, u32), mask: u16| {
+            let mut entries = vec![(USER_OBJ, 7, UNDEFINED), (GROUP_OBJ, 5, UNDEFINED)];
+            entries.push((named.0, 7, named.1));
+            entries.extend([(MASK, mask, UNDEFINED), (OTHER, 5, UNDEFINED)]);
+            entries.sort_by_key(|&(tag, _, id)| (tag, id));
+            let mut xattr = 2u32.to_le_bytes().to_vec();
+            for (tag, perm, id) in entries {
+                xattr.extend(tag.to_le_bytes());
+                xattr.extend(perm.to_le_bytes());
+                xattr.extend(id.to_le_bytes());
+            }
+            let p = std::ffi::CString::new(root.join(path).as_os_str().as_bytes()).unwrap();
+            // SAFETY: NUL-terminated names, a buffer of the given length.
+            let rc = unsafe {
+                libc::setxattr(
+                    p.as_ptr(),
+                    c"system.posix_acl_access".as_ptr(),
+                    xattr.as_ptr().cast(),
+                    xattr.len(),
+                    0,
+                )
+            };
+            assert_eq!(rc, 0, "{path}: {}", std::io::Error::last_os_error());
+        };
+        let clear = || {
+            for p in ["etc", "etc/group"] {
+                let p = std::ffi::CString::new(root.join(p).as_os_str().as_bytes()).unwrap();
+                // SAFETY: NUL-terminated names.
+                unsafe { libc::removexattr(p.as_ptr(), c"system.posix_acl_access".as_ptr()) };
+            }
+        };
+        let refused =
+            |gids: &[u32]| check(&Rootfs::new(Some(root.to_path_buf())), &config, gids).is_err();
+        for (path, named, mask, gids, expected) in [
+            ("etc/group", (USER, 1000), 7, &[1000][..], true),
+            ("etc/group", (USER, 1001), 7, &[1000][..], false),
+            ("etc/group", (USER, 1000), 5, &[1000][..], false),
+            ("etc/group", (GROUP, 60000), 7, &[1000, 60000][..], true),
+            ("etc/group", (GROUP, 60000), 7, &[1000][..], false),
+            ("etc/group", (GROUP, 1000), 7, &[][..], true),
+            ("etc", (USER, 1000), 7, &[1000][..], true),
+            ("etc", (USER, 1000), 5, &[1000][..], false),
+        ] {
+            clear();
+            assert!(!refused(gids), "without an ACL");
+            set_acl(path, named, mask);
+            assert_eq!(
+                refused(gids),
+                expected,
+                "{path} {named:?} mask {mask:o} {gids:?}"
+            );
+        }
+        clear();
+        // An ACL it cannot read lets the user write.
+        assert!(acl_lets_write(&[2, 0, 0, 0, 1], 1000, 1000, &[]));
+        assert!(acl_lets_write(&[1, 0, 0, 0], 1000, 1000, &[]));
+        assert!(!acl_lets_write(&2u32.to_le_bytes(), 1000, 1000, &[]));
     }
 
     /// The writability test after a prefetch decides on the modes the

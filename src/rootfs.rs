@@ -133,6 +133,58 @@ impl Rootfs {
         .ok()
     }
 
+    /// The POSIX ACL (`system.posix_acl_access`, as the kernel stores it) of
+    /// the in-root path `path`, examined as [`Rootfs::lstat`] does (relative
+    /// to the rootfs directory, the last component not followed); None when
+    /// it has none or its file system keeps none.
+    pub fn acl(&self, path: &str) -> io::Result<Option<Vec<u8>>> {
+        let relative = match path.trim_start_matches('/') {
+            "" => ".",
+            relative => relative,
+        };
+        let dir = self.dir().map_err(io::Error::other)?;
+        let at = std::ffi::CString::new(format!("/proc/self/fd/{}/{relative}", dir.as_raw_fd()))
+            .map_err(io::Error::other)?;
+        let name = c"system.posix_acl_access";
+        let get = |buf: &mut [u8]| {
+            // SAFETY: both names are NUL-terminated; buf is writable for its length.
+            let n = unsafe {
+                libc::lgetxattr(
+                    at.as_ptr(),
+                    name.as_ptr(),
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                )
+            };
+            if n < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(n as usize)
+            }
+        };
+        let none = |e: &io::Error| {
+            matches!(
+                e.raw_os_error(),
+                Some(libc::ENODATA) | Some(libc::EOPNOTSUPP)
+            )
+        };
+        // The size first: an ACL has at most a few dozen entries.
+        let size = match get(&mut []) {
+            Ok(size) => size,
+            Err(e) if none(&e) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut buf = vec![0u8; size.min(64 << 10)];
+        match get(&mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                Ok(Some(buf))
+            }
+            Err(e) if none(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// [`resolve_in_root`] in this rootfs.
     pub fn resolve(&self, path: &str) -> Result<Resolved, RootfsError> {
         let dir = self.dir()?;

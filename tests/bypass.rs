@@ -224,6 +224,73 @@ fn an_image_symlink_into_a_pod_volume_is_refused_on_runc() {
     );
 }
 
+/// Lets user 1000 read and write `path` through a POSIX ACL (as an image
+/// layer can carry one in its `system.posix_acl_access` xattr), its mode
+/// staying 0644 but for the group bits, which become the ACL's mask.
+fn acl_lets_user_1000_write(path: &std::path::Path) {
+    use std::os::unix::ffi::OsStrExt;
+    // Version 2, then (tag, permissions, id): user::rw-, user:1000:rw-,
+    // group::r--, mask::rw-, other::r--.
+    let mut xattr = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in [
+        (0x01u16, 6u16, u32::MAX),
+        (0x02, 6, 1000),
+        (0x04, 4, u32::MAX),
+        (0x10, 6, u32::MAX),
+        (0x20, 4, u32::MAX),
+    ] {
+        xattr.extend(tag.to_le_bytes());
+        xattr.extend(perm.to_le_bytes());
+        xattr.extend(id.to_le_bytes());
+    }
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: NUL-terminated names, a buffer of the given length.
+    let rc = unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            c"system.posix_acl_access".as_ptr(),
+            xattr.as_ptr().cast(),
+            xattr.len(),
+            0,
+        )
+    };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+}
+
+/// An image's `/etc/group` that an ACL lets the container's user write
+/// (its mode alone does not): the container's process names a group after
+/// the pod's gid, and runc's next look-up gives group 0. The wrapper refuses
+/// the image on runc before 1.3, as it does a file whose mode lets the user
+/// write.
+#[test]
+fn a_group_file_an_acl_lets_the_user_write_is_refused_on_runc() {
+    require_root();
+    let rewrite = ["sh", "-c", "echo 1000:x:0: > /etc/group"];
+    let spec = containerd_spec(&rewrite, 1000, 1000, &[1000], &[]);
+    // Bare runc 1.1: the user cannot write the file without the ACL; with
+    // it, it can, and the next process of the image gets group 0.
+    let b = Bundle::new("acl-bare", &kep_image(), &spec);
+    let group = b.path().join("rootfs/etc/group");
+    assert!(!b.run_bare().status.success(), "mode 0644: not writable");
+    acl_lets_user_1000_write(&group);
+    let bare = b.run_bare();
+    assert!(bare.status.success(), "{bare:?}");
+    let mut id = containerd_spec(&["id", "-G"], 1000, 1000, &[1000], &[]);
+    id["annotations"] =
+        serde_json::from_slice::<Value>(&b.config_bytes()).unwrap()["annotations"].clone();
+    std::fs::write(b.config_path(), id.to_string()).unwrap();
+    assert_eq!(stdout(&b.run_bare()), "1000 0");
+    // Through the wrapper: refused before the container starts.
+    let b = Bundle::new("acl", &kep_image(), &spec);
+    acl_lets_user_1000_write(&b.path().join("rootfs/etc/group"));
+    let out = run_under(CONTAINERD_SHIM, &b);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        stderr(&out).contains("/etc/group in the image is writable by the container's user"),
+        "{out:?}"
+    );
+}
+
 #[test]
 fn an_exec_whose_gids_runc_would_rename_is_refused() {
     require_root();
