@@ -224,9 +224,9 @@ fn an_image_symlink_into_a_pod_volume_is_refused_on_runc() {
     );
 }
 
-/// Lets user 1000 read and write `path` through a POSIX ACL (as an image
-/// layer can carry one in its `system.posix_acl_access` xattr), its mode
-/// staying 0644 but for the group bits, which become the ACL's mask.
+/// Lets user 1000 read and write `path` through a POSIX ACL, as an image
+/// layer can carry one (containerd sets its `SCHILY.xattr.` records, then
+/// the header's mode, 0664 here: the group bits are the ACL's mask).
 fn acl_lets_user_1000_write(path: &std::path::Path) {
     use std::os::unix::ffi::OsStrExt;
     // Version 2, then (tag, permissions, id): user::rw-, user:1000:rw-,
