@@ -60,13 +60,15 @@ while [ $# -gt 0 ]; do
     --keyring) value "$@"; keyring=$2; shift 2 ;;
     --keyring=*) keyring=${1#--keyring=}; shift ;;
     --wrap) value "$@"; wraps="$wraps $2"; shift 2 ;;
-    --wrap=*) wraps="$wraps ${1#--wrap=}"; shift ;;
+    --wrap=*) [ -n "${1#--wrap=}" ] || usage "--wrap needs a value"; wraps="$wraps ${1#--wrap=}"; shift ;;
     --restart) restart=yes; shift ;;
     --uninstall) uninstall=yes; shift ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) usage "unknown argument: $1" ;;
   esac
 done
+# $wraps is split on spaces below, never expanded as a pattern.
+set -f
 for w in $wraps; do
   case "$w" in
     *[!A-Za-z0-9._-]*|.*) usage "--wrap $w: not a runtime entry name" ;;
@@ -153,9 +155,15 @@ restart_runtime() {
 # change ("absent" when there was none), so that --uninstall restores it.
 keep_original() {
   key=$(echo "$1" | tr / _)
-  [ -e "$(at $STATE)/originals/$key" ] || [ -e "$(at $STATE)/originals/$key.absent" ] && return 0
+  for kept in "$key" "$key.absent" "$key.link"; do
+    [ ! -e "$(at $STATE)/originals/$kept" ] || return 0
+  done
   mkdir -p "$(at $STATE)/originals"
-  if [ -e "$(at "$1")" ]; then
+  # A symlink is kept as one (a copy would follow it, and restoring the copy
+  # would write through it).
+  if [ -L "$(at "$1")" ]; then
+    readlink "$(at "$1")" >"$(at $STATE)/originals/$key.link"
+  elif [ -e "$(at "$1")" ]; then
     cp -p "$(at "$1")" "$(at $STATE)/originals/$key"
   else
     : >"$(at $STATE)/originals/$key.absent"
@@ -216,7 +224,8 @@ install_node() {
   # Each entry to wrap is there to be copied, before anything changes.
   for w in $wraps; do
     "$binary" configure containerd --config "$(at "$file")" --wrap "$w" --handler "strict-groups-$w" \
-      --binary "$BIN-$w" --dry-run >/dev/null || die "cannot wrap runtime entry $w; nothing was changed"
+      --binary "$BIN-$w" --node-config "$(at $CONFIG)" --dry-run >/dev/null ||
+      die "cannot wrap runtime entry $w; nothing was changed"
   done
   say "installing $("$binary" version) into ${root:-/} for $runtime"
 
@@ -245,6 +254,11 @@ install_node() {
   # default entry (nvidia's, when that is the default); one that was there
   # is the operator's and keeps its runtime.
   wrote_config=no
+  if [ -e "$(at $STATE)/originals/$(echo $CONFIG | tr / _).absent" ] &&
+     [ "$(sha256sum "$(at $CONFIG)" 2>/dev/null | cut -d' ' -f1)" = "$(cat "$(at $STATE)/written-config.sha256" 2>/dev/null)" ]; then
+    # Written by an install that stopped before configuring: still ours.
+    wrote_config=yes
+  fi
   if [ ! -e "$(at $CONFIG)" ]; then
     wrote_config=yes
     keep_original $CONFIG
@@ -255,6 +269,7 @@ install_node() {
       printf 'runtime = "runc"\ndefault_policy = "Strict"\nallow_merge_annotation = false\nmode = "enforce"\n' >"$(at $CONFIG)"
     fi
     chmod 0644 "$(at $CONFIG)"
+    sha256sum "$(at $CONFIG)" | cut -d' ' -f1 >"$(at $STATE)/written-config.sha256"
     say "wrote the default $CONFIG"
   else
     say "kept the existing $CONFIG"
@@ -325,6 +340,8 @@ uninstall_node() {
     key=$(echo "$f" | tr / _)
     if [ -e "$(at $STATE)/originals/$key.absent" ]; then
       rm -f "$(at "$f")"
+    elif [ -e "$(at $STATE)/originals/$key.link" ]; then
+      ln -sfn "$(cat "$(at $STATE)/originals/$key.link")" "$(at "$f")"
     elif [ -e "$(at $STATE)/originals/$key" ]; then
       cp -p "$(at $STATE)/originals/$key" "$(at "$f")"
     fi

@@ -130,7 +130,7 @@ fn configure(args: &Args) -> Result<()> {
                 .unwrap_or_default();
             let real = old
                 .as_deref()
-                .and_then(|t| wrapped_binary_name(t, wrap.as_deref()));
+                .and_then(|t| wrapped_binary_name(t, &common.handler, wrap.as_deref()));
             // The new text first: a failure leaves both files as they were.
             let new = if common.remove {
                 remove_containerd_entry(&old, &common.handler, is_template)
@@ -161,14 +161,26 @@ fn configure(args: &Args) -> Result<()> {
                 (Some(real), false) => Some(Some(real.as_str())),
                 (None, false) => Some(Some(default.as_str())),
             };
-            if let (Some(path), Some(runs)) = (node_config, runs) {
+            let node = |path: &Path, runs: Option<&str>| -> Result<()> {
                 let before = read_or_empty(path)?;
                 let after = set_node_runtime(before.as_deref().unwrap_or(""), &name, runs)
                     .with_context(|| format!("editing the node config {}", path.display()))?;
                 let after = (before.is_some() || !after.is_empty()).then_some(after);
-                apply(path, before.as_deref(), after.as_deref(), common)?;
+                apply(path, before.as_deref(), after.as_deref(), common)
+            };
+            // A handler gone from containerd's config may still run until
+            // containerd restarts: its runtime goes from the node config after.
+            match (node_config, runs) {
+                (Some(path), Some(runs)) if !common.remove => {
+                    node(path, runs)?;
+                    apply(config, old.as_deref(), new.as_deref(), common)?;
+                }
+                (Some(path), Some(runs)) => {
+                    apply(config, old.as_deref(), new.as_deref(), common)?;
+                    node(path, runs)?;
+                }
+                _ => apply(config, old.as_deref(), new.as_deref(), common)?,
             }
-            apply(config, old.as_deref(), new.as_deref(), common)?;
             if let (Some(real), false, None) = (real, common.remove, node_config) {
                 let what = if name == HANDLER {
                     format!("runtime = {real:?}")
@@ -396,21 +408,8 @@ pub fn add_containerd_entry(
         runc.insert("runtime_type", value(RUNC_V2));
         runtimes.insert(BUILTIN_RUNTIME, Item::Table(runc));
     }
-    // The wrapped runtime's table (`--wrap`, else the serving one), if it is
-    // a runc shim; else runc's.
-    if let Some(name) = wrap
-        && !runtimes.contains_key(name)
-    {
-        bail!("there is no runtime entry {name:?} to wrap");
-    }
-    let source = [wrap.unwrap_or(default.as_str()), BUILTIN_RUNTIME]
-        .into_iter()
-        .filter(|name| *name != handler)
-        .find_map(|name| {
-            let table = runtimes.get(name)?.as_table_like()?;
-            let runtime_type = table.get("runtime_type").and_then(Item::as_str);
-            (runtime_type.is_none_or(|t| t == RUNC_V2)).then(|| copy_of(table))
-        })
+    let source = wrapped_entry(runtimes, &default, handler, wrap)?
+        .map(copy_of)
         .unwrap_or_default();
     let entry = child(runtimes, handler, "runtimes")?;
     entry.set_implicit(false);
@@ -464,23 +463,54 @@ fn copy_of(table: &dyn toml_edit::TableLike) -> Vec<(String, Item)> {
         .collect()
 }
 
-/// The real runtime that the wrapped runtime entry (`wrap`, else the default
-/// one) runs: its `options.BinaryName` when it is set
-/// (nvidia-container-runtime on GPU nodes), which the node config must then
-/// name for strict-groups to run it.
-pub fn wrapped_binary_name(text: &str, wrap: Option<&str>) -> Option<String> {
+/// The runtime entry whose table the entry of `handler` copies: `wrap`, which
+/// must be there and a runc shim (the wrapper runs an OCI runtime in its
+/// place, not a VM's shim); else the serving one (`default`) when it is a
+/// runc shim other than `handler`, else containerd's `runc` when there is
+/// one.
+fn wrapped_entry<'a>(
+    runtimes: &'a dyn toml_edit::TableLike,
+    default: &'a str,
+    handler: &str,
+    wrap: Option<&'a str>,
+) -> Result<Option<&'a dyn toml_edit::TableLike>> {
+    let runc_shim = |table: &dyn toml_edit::TableLike| {
+        let runtime_type = table.get("runtime_type").and_then(Item::as_str);
+        runtime_type.is_none_or(|t| t == RUNC_V2)
+    };
+    if let Some(name) = wrap {
+        let Some(table) = runtimes.get(name).and_then(Item::as_table_like) else {
+            bail!("there is no runtime entry {name:?} to wrap");
+        };
+        if !runc_shim(table) || name == handler {
+            bail!(
+                "runtime entry {name:?} is not a runc shim ({RUNC_V2}) that strict-groups can wrap"
+            );
+        }
+        return Ok(Some(table));
+    }
+    Ok([default, BUILTIN_RUNTIME]
+        .into_iter()
+        .filter(|name| *name != handler)
+        .filter_map(|name| runtimes.get(name)?.as_table_like())
+        .find(|table| runc_shim(*table)))
+}
+
+/// The real runtime that the entry of `handler` wraps (see
+/// [`add_containerd_entry`]: `wrap`, else the default one) runs: its
+/// `options.BinaryName` when it is set (nvidia-container-runtime on GPU
+/// nodes), which the node config must then name for strict-groups to run it.
+pub fn wrapped_binary_name(text: &str, handler: &str, wrap: Option<&str>) -> Option<String> {
     let doc: DocumentMut = text.parse().ok()?;
     let plugin = cri_plugin(&doc, text).ok()?;
     let containerd = doc.get("plugins")?.get(plugin)?.get("containerd")?;
-    let wrapped = wrap.unwrap_or_else(|| {
-        containerd
-            .get("default_runtime_name")
-            .and_then(Item::as_str)
-            .unwrap_or(BUILTIN_RUNTIME)
-    });
-    let name = containerd
-        .get("runtimes")?
-        .get(wrapped)?
+    let default = containerd
+        .get("default_runtime_name")
+        .and_then(Item::as_str)
+        .unwrap_or(BUILTIN_RUNTIME);
+    let runtimes = containerd.get("runtimes")?.as_table_like()?;
+    let name = wrapped_entry(runtimes, default, handler, wrap)
+        .ok()??
         .get("options")?
         .get("BinaryName")?
         .as_str()?;
@@ -574,8 +604,13 @@ pub fn set_node_runtime(text: &str, name: &str, real: Option<&str>) -> Result<St
             set(runtimes, name, real);
         }
         None => {
-            if let Some(runtimes) = doc.get_mut("runtimes").and_then(Item::as_table_like_mut) {
-                runtimes.remove(name);
+            let runtimes = doc.get_mut("runtimes").and_then(Item::as_table_like_mut);
+            if let Some(runtimes) = runtimes
+                && runtimes.remove(name).is_some()
+                && runtimes.is_empty()
+            {
+                // The table this added goes with its last key.
+                doc.remove("runtimes");
             }
         }
     }
@@ -805,14 +840,30 @@ mod tests {
             Some("/usr/local/bin/strict-groups-nvidia")
         );
         assert_eq!(
-            wrapped_binary_name(text, Some("nvidia")).as_deref(),
+            wrapped_binary_name(text, "strict-groups-nvidia", Some("nvidia")).as_deref(),
             Some("/usr/bin/nvidia-container-runtime")
         );
-        assert_eq!(wrapped_binary_name(text, None), None);
+        assert_eq!(wrapped_binary_name(text, HANDLER, None), None);
         let err = add_containerd_entry(&Some(text.into()), "/b", "x", false, Some("none"))
             .unwrap_err()
             .to_string();
         assert!(err.contains("no runtime entry \"none\""), "{err}");
+        // A VM's shim is no runc to wrap: refused, not replaced by runc.
+        let err = add_containerd_entry(&Some(text.into()), "/b", "x", false, Some("kata"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("\"kata\" is not a runc shim"), "{err}");
+        assert_eq!(wrapped_binary_name(text, "x", Some("kata")), None);
+        // The default entry being the handler's own: runc's is the one wrapped.
+        let own_default = add_containerd_entry(&Some(text.into()), "/b", HANDLER, false, None)
+            .unwrap()
+            .unwrap()
+            .replace(
+                "default_runtime_name = \"runc\"",
+                "default_runtime_name = \"strict-groups\"",
+            );
+        assert!(own_default.parse::<DocumentMut>().is_ok());
+        assert_eq!(wrapped_binary_name(&own_default, HANDLER, None), None);
     }
 
     #[test]
@@ -833,9 +884,10 @@ mod tests {
         let loaded = crate::config::NodeConfig::parse(&other).unwrap().config;
         assert_eq!(loaded.runtime_for("strict-groups-nvidia"), "/opt/x");
         let removed = set_node_runtime(&added, "strict-groups-nvidia", None).unwrap();
-        let loaded = crate::config::NodeConfig::parse(&removed).unwrap().config;
-        assert_eq!(loaded.runtime_for("strict-groups-nvidia"), "runc");
-        assert!(removed.contains("# real runtime"));
+        assert_eq!(
+            removed, shipped,
+            "the [runtimes] it added goes with its key"
+        );
         assert_eq!(
             set_node_runtime(shipped, "strict-groups-x", None).unwrap(),
             shipped

@@ -265,6 +265,12 @@ fn a_second_runtime_is_wrapped_through_its_own_link() {
             "cannot wrap runtime entry nosuch; nothing was changed",
         ),
         (&["--wrap", "../x"][..], "not a runtime entry name"),
+        (&["--wrap", "*"][..], "not a runtime entry name"),
+        (&["--wrap="][..], "--wrap needs a value"),
+        (
+            &["--wrap", "kata"][..],
+            "cannot wrap runtime entry kata; nothing was changed",
+        ),
         (
             &["--wrap", "nvidia", "--runtime", "crio"][..],
             "--wrap is for containerd",
@@ -332,6 +338,16 @@ fn a_second_runtime_is_wrapped_through_its_own_link() {
         containerd_config + "\n# added later by the operator\n"
     );
     assert!(!link.exists() && !link.is_symlink());
+
+    // The link made by hand beforehand (as the README's steps do): kept as
+    // a link, and given back as one.
+    std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink("strict-groups", &link).unwrap();
+    let before = snapshot(root.path());
+    assert!(install(root.path(), &["--wrap", "nvidia"]).status.success());
+    let out = install(root.path(), &["--uninstall"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(snapshot(root.path()), before, "the link given back");
 }
 
 /// A GPU node whose default runtime is nvidia's: the node config written at
@@ -349,6 +365,10 @@ fn a_node_config_written_at_install_names_the_default_entrys_runtime() {
     assert!(config.contains(&gpu));
     let config_path = root.path().join("etc/containerd/config.toml");
     std::fs::create_dir_all(config_path.parent().unwrap()).unwrap();
+    // A first run stops at containerd's broken config, after writing the
+    // node config; the run after the fix still names nvidia's runtime there.
+    std::fs::write(&config_path, "version = 2\n[plugins\n").unwrap();
+    assert!(!install(root.path(), &[]).status.success());
     std::fs::write(&config_path, config).unwrap();
     let out = install(root.path(), &[]);
     assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
