@@ -132,9 +132,9 @@ fn run_version(runtime: &Path) -> String {
 }
 
 /// Does now the reads of [`check`] (the rootfs handle keeps them: where
-/// `/etc/group` and each mount destination resolve, each step's `lstat`, the
-/// file's bytes), so that the check after containerd's answer reads again
-/// only the `lstat` of the image's root; the wrapper does this while
+/// `/etc/group` and each mount destination resolve, each step's `lstat` and
+/// ACL, the file's bytes), so that the check after containerd's answer reads
+/// again only the `lstat` of the image's root; the wrapper does this while
 /// containerd answers its question. With
 /// no gids, the check's writability test can only find fewer writers, so it
 /// stops at no step before the check with the real gids would: it reads at
@@ -219,6 +219,31 @@ pub fn check(rootfs: &Rootfs, config: &Config, gids: &[u32]) -> Result<()> {
     Ok(())
 }
 
+/// runc's exec enters the namespaces that the container's init process is
+/// in at that moment (`/proc/PID/ns/*`). An init that has made a user
+/// namespace of its own (no capability needed) can mount its own
+/// `/etc/group` in a mount namespace of its own, which runc before 1.3 then
+/// reads the exec's group names from (measured on runc 1.1.5: group 0).
+/// For a container to which runc gave no user namespace, the init's must be
+/// the wrapper's own.
+pub fn check_init_user_namespace(init_pid: u32) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let ns = |path: &str| {
+        std::fs::metadata(path)
+            .map(|m| (m.dev(), m.ino()))
+            .map_err(|e| anyhow::anyhow!("reading {path}: {e}"))
+    };
+    let init = ns(&format!("/proc/{init_pid}/ns/user"))?;
+    if init != ns("/proc/self/ns/user")? {
+        bail!(
+            "the container's init process (pid {init_pid}) has entered a user namespace of its \
+             own, in which it can mount its own /etc/group; the runtime (runc before 1.3) would \
+             look the exec's gids up by name there: use runc 1.3+ or crun on this node"
+        );
+    }
+    Ok(())
+}
+
 /// May a process of `uid`, `gid` and supplementary `gids` write the in-root
 /// path `path` (or, for a directory, replace what is in it)? Its owner can,
 /// as can those its mode bits let; a symlink is not written through (its
@@ -235,26 +260,34 @@ fn writable_by(rootfs: &Rootfs, path: &str, uid: u32, gid: u32, gids: &[u32]) ->
     let by_mode = st.st_uid == uid
         || ((st.st_gid == gid || gids.contains(&st.st_gid)) && mode & 0o020 != 0)
         || mode & 0o002 != 0;
-    // A POSIX ACL (an image layer can carry one) may let named users and
-    // groups write; its mask, which no named entry passes, is then the
-    // group bits: without their write bit, no ACL lets anyone write. An ACL
-    // that cannot be read counts as letting the user write.
+    // With a POSIX ACL (an image layer can carry one), the kernel decides by
+    // it whenever the mode has a group bit: named users and groups, the
+    // owning group and others as its entries say, as far as its mask lets
+    // them. A file system image may hold one that disagrees with the mode,
+    // so it is read whenever the kernel would read it; one that cannot be
+    // read counts as letting the user write.
     by_mode
-        || (mode & 0o020 != 0
+        || (mode & 0o070 != 0
             && rootfs.acl(path).map_or(true, |acl| {
-                acl.is_some_and(|acl| acl_lets_write(&acl, uid, gid, gids))
+                acl.is_some_and(|acl| acl_lets_write(&acl, st.st_gid, uid, gid, gids))
             }))
 }
 
 /// Does the POSIX ACL `acl`, in the kernel's `system.posix_acl_access`
 /// format (a 4-byte version 2, then 8-byte entries: tag, permissions, id,
-/// little-endian), let user `uid` or group `gid` or one of `gids` write
-/// through a named entry, as far as the mask lets it? One it cannot read
+/// little-endian), let a process of `uid`, `gid` and `gids` that does not
+/// own the file write it? Decided as the kernel's `posix_acl_permission`
+/// walks the entries: a named user, else the first of its groups (the
+/// owning group `owning_gid` among them) that has the write bit, each as
+/// far as the first mask after it lets it, else others. One it cannot read
 /// does.
-fn acl_lets_write(acl: &[u8], uid: u32, gid: u32, gids: &[u32]) -> bool {
+fn acl_lets_write(acl: &[u8], owning_gid: u32, uid: u32, gid: u32, gids: &[u32]) -> bool {
+    const USER_OBJ: u16 = 0x01;
     const USER: u16 = 0x02;
+    const GROUP_OBJ: u16 = 0x04;
     const GROUP: u16 = 0x08;
     const MASK: u16 = 0x10;
+    const OTHER: u16 = 0x20;
     const WRITE: u16 = 0x02;
     let Some(entries) = acl
         .strip_prefix(&2u32.to_le_bytes())
@@ -272,15 +305,32 @@ fn acl_lets_write(acl: &[u8], uid: u32, gid: u32, gids: &[u32]) -> bool {
             )
         })
         .collect();
-    let mask = entries
-        .iter()
-        .find(|(tag, _, _)| *tag == MASK)
-        .map_or(0o7, |&(_, perm, _)| perm);
-    entries.iter().any(|&(tag, perm, id)| {
-        let named =
-            (tag == USER && id == uid) || (tag == GROUP && (id == gid || gids.contains(&id)));
-        named && perm & mask & WRITE != 0
-    })
+    let in_groups = |g: u32| g == gid || gids.contains(&g);
+    let masked = |i: usize, perm: u16| {
+        let mask = entries[i + 1..]
+            .iter()
+            .find(|(tag, _, _)| *tag == MASK)
+            .map_or(0o7, |&(_, mask, _)| mask);
+        perm & mask & WRITE != 0
+    };
+    let mut in_a_group = false;
+    for (i, &(tag, perm, id)) in entries.iter().enumerate() {
+        match tag {
+            USER if id == uid => return masked(i, perm),
+            GROUP_OBJ | GROUP if in_groups(if tag == GROUP { id } else { owning_gid }) => {
+                in_a_group = true;
+                if perm & WRITE != 0 {
+                    return masked(i, perm);
+                }
+            }
+            USER_OBJ | USER | GROUP_OBJ | GROUP | MASK => {}
+            OTHER => return !in_a_group && perm & WRITE != 0,
+            // The kernel refuses access on an entry it does not know.
+            _ => return true,
+        }
+    }
+    // No entry for others: the kernel refuses access; nothing to trust.
+    true
 }
 
 /// Is the in-root path `path` at or under `dir`?
@@ -318,6 +368,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("etc")).unwrap();
         Some(dir)
+    }
+
+    /// A scratch image whose `/etc/group` is `group`, and a spec that runs
+    /// its process as 1000:1000.
+    fn image_for_user_1000(group: &str) -> (tempfile::TempDir, Config) {
+        let dir = image_root().expect("a scratch image root");
+        std::fs::write(dir.path().join("etc/group"), group).unwrap();
+        let config = crate::spec::parse_config(
+            serde_json::json!({"process": {"user": {"uid": 1000, "gid": 1000}}})
+                .to_string()
+                .as_bytes(),
+        )
+        .unwrap();
+        (dir, config)
     }
 
     #[test]
@@ -440,17 +504,8 @@ mod tests {
     #[test]
     fn an_acl_that_lets_the_user_write_is_refused() {
         use std::os::unix::ffi::OsStrExt;
-        let Some(dir) = image_root() else {
-            return;
-        };
+        let (dir, config) = image_for_user_1000("users:x:1000:\n");
         let root = dir.path();
-        std::fs::write(root.join("etc/group"), "users:x:1000:\n").unwrap();
-        let config = crate::spec::parse_config(
-            serde_json::json!({"process": {"user": {"uid": 1000, "gid": 1000}}})
-                .to_string()
-                .as_bytes(),
-        )
-        .unwrap();
         const USER_OBJ: u16 = 0x01;
         const USER: u16 = 0x02;
         const GROUP_OBJ: u16 = 0x04;
@@ -512,10 +567,61 @@ mod tests {
             );
         }
         clear();
+        // As the kernel walks the entries (an image's file system may hold
+        // an ACL that disagrees with the mode, or is out of order).
+        let lets = |entries: &[(u16, u16, u32)], gids: &[u32]| {
+            let mut xattr = 2u32.to_le_bytes().to_vec();
+            for (tag, perm, id) in entries {
+                xattr.extend(tag.to_le_bytes());
+                xattr.extend(perm.to_le_bytes());
+                xattr.extend(id.to_le_bytes());
+            }
+            acl_lets_write(&xattr, 0, 1000, 1000, gids)
+        };
+        let (r, rw, u) = (4, 6, UNDEFINED);
+        let base = |named: &[(u16, u16, u32)], mask: Option<u16>, other: u16| {
+            let mut e = vec![(USER_OBJ, rw, u)];
+            e.extend(named.iter().filter(|n| n.0 == USER));
+            e.push((GROUP_OBJ, r, u));
+            e.extend(named.iter().filter(|n| n.0 == GROUP));
+            e.extend(mask.map(|m| (MASK, m, u)));
+            e.push((OTHER, other, u));
+            e
+        };
+        assert!(lets(&base(&[(USER, rw, 1000)], Some(rw), r), &[]));
+        assert!(!lets(&base(&[(USER, rw, 1000)], Some(r), r), &[]));
+        assert!(lets(&base(&[(USER, rw, 1000)], None, r), &[]), "no mask");
+        assert!(!lets(&base(&[(USER, rw, 1001)], Some(rw), r), &[]));
+        assert!(lets(&base(&[], None, rw), &[]), "others may write");
+        // In a group that may not write: others' write bit does not count.
+        assert!(!lets(&base(&[(GROUP, r, 60000)], Some(rw), rw), &[60000]));
+        assert!(lets(&base(&[(GROUP, rw, 60000)], Some(rw), r), &[60000]));
+        assert!(!lets(&base(&[(GROUP, rw, 60000)], Some(r), r), &[60000]));
+        // The owning group (gid 0 here) through its entry.
+        let owning = vec![
+            (USER_OBJ, rw, u),
+            (GROUP_OBJ, rw, u),
+            (MASK, rw, u),
+            (OTHER, r, u),
+        ];
+        assert!(lets(&owning, &[0]));
+        assert!(!lets(&owning, &[]));
+        // A mask before the entry is not its mask (as the kernel reads it).
+        let early_mask = vec![
+            (USER_OBJ, rw, u),
+            (MASK, r, u),
+            (USER, rw, 1000),
+            (OTHER, r, u),
+        ];
+        assert!(lets(&early_mask, &[]));
         // An ACL it cannot read lets the user write.
-        assert!(acl_lets_write(&[2, 0, 0, 0, 1], 1000, 1000, &[]));
-        assert!(acl_lets_write(&[1, 0, 0, 0], 1000, 1000, &[]));
-        assert!(!acl_lets_write(&2u32.to_le_bytes(), 1000, 1000, &[]));
+        assert!(acl_lets_write(&[2, 0, 0, 0, 1], 0, 1000, 1000, &[]));
+        assert!(acl_lets_write(&[1, 0, 0, 0], 0, 1000, 1000, &[]));
+        assert!(
+            acl_lets_write(&2u32.to_le_bytes(), 0, 1000, 1000, &[]),
+            "no entry for others"
+        );
+        assert!(lets(&[(0x40, rw, u), (OTHER, r, u)], &[]), "an unknown tag");
     }
 
     /// The writability test after a prefetch decides on the modes the
@@ -523,17 +629,8 @@ mod tests {
     #[test]
     fn the_check_decides_on_the_modes_the_prefetch_found() {
         use std::os::unix::fs::PermissionsExt;
-        let Some(dir) = image_root() else {
-            return;
-        };
+        let (dir, config) = image_for_user_1000("users:x:1000:\n");
         let root = dir.path();
-        std::fs::write(root.join("etc/group"), "users:x:1000:\n").unwrap();
-        let config = crate::spec::parse_config(
-            serde_json::json!({"process": {"user": {"uid": 1000, "gid": 1000}}})
-                .to_string()
-                .as_bytes(),
-        )
-        .unwrap();
         let fresh = || Rootfs::new(Some(root.to_path_buf()));
         let mode = |m: u32| {
             std::fs::set_permissions(root.join("etc/group"), std::fs::Permissions::from_mode(m))

@@ -72,6 +72,7 @@ pub struct Rootfs {
     dir: OnceCell<File>,
     files: RefCell<Vec<(String, FileBytes)>>,
     steps: RefCell<HashMap<String, Step>>,
+    acls: RefCell<HashMap<String, Option<Vec<u8>>>>,
 }
 
 impl Rootfs {
@@ -82,6 +83,7 @@ impl Rootfs {
             dir: OnceCell::new(),
             files: RefCell::default(),
             steps: RefCell::default(),
+            acls: RefCell::default(),
         }
     }
 
@@ -136,8 +138,18 @@ impl Rootfs {
     /// The POSIX ACL (`system.posix_acl_access`, as the kernel stores it) of
     /// the in-root path `path`, examined as [`Rootfs::lstat`] does (relative
     /// to the rootfs directory, the last component not followed); None when
-    /// it has none or its file system keeps none.
+    /// it has none or its file system keeps none. A second read of the same
+    /// path returns the first one's.
     pub fn acl(&self, path: &str) -> io::Result<Option<Vec<u8>>> {
+        if let Some(acl) = self.acls.borrow().get(path) {
+            return Ok(acl.clone());
+        }
+        let acl = self.read_acl(path)?;
+        self.acls.borrow_mut().insert(path.to_string(), acl.clone());
+        Ok(acl)
+    }
+
+    fn read_acl(&self, path: &str) -> io::Result<Option<Vec<u8>>> {
         let relative = match path.trim_start_matches('/') {
             "" => ".",
             relative => relative,

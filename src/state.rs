@@ -16,12 +16,31 @@ struct StateFile {
     bundle: Option<PathBuf>,
     #[serde(default)]
     config: Option<RuncConfig>,
+    #[serde(default)]
+    init_process_pid: Option<u32>,
 }
 
 #[derive(serde::Deserialize)]
 struct RuncConfig {
     #[serde(default)]
     labels: Vec<String>,
+    #[serde(default)]
+    namespaces: Vec<RuncNamespace>,
+}
+
+#[derive(serde::Deserialize)]
+struct RuncNamespace {
+    #[serde(rename = "type", default)]
+    kind: String,
+}
+
+/// What the runtime's state says of a container: its bundle and, in runc's
+/// state, its init process and whether runc made it a user namespace.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Container {
+    pub bundle: PathBuf,
+    pub init_pid: Option<u32>,
+    pub own_user_namespace: bool,
 }
 
 /// Default state roots, by runtime binary name, when `--root` is absent.
@@ -39,6 +58,11 @@ fn default_root(runtime: &Path) -> PathBuf {
 
 /// The bundle directory of container `id`.
 pub fn bundle_of(runtime: &Path, root: Option<&Path>, id: &str) -> Result<PathBuf> {
+    Ok(container(runtime, root, id)?.bundle)
+}
+
+/// What the runtime's state says of container `id`.
+pub fn container(runtime: &Path, root: Option<&Path>, id: &str) -> Result<Container> {
     if id.is_empty() || id.contains('/') || id == "." || id == ".." {
         bail!("invalid container id {id:?}");
     }
@@ -58,14 +82,22 @@ pub fn bundle_of(runtime: &Path, root: Option<&Path>, id: &str) -> Result<PathBu
         // runc writes each annotation as a label `key=value`, then its own
         // `bundle=` last, and reads the last one back (utils.Annotations):
         // a pod annotation named `bundle` must not name the bundle here.
-        let from_label = state.config.and_then(|c| {
+        let from_label = state.config.as_ref().and_then(|c| {
             c.labels
                 .iter()
                 .rev()
                 .find_map(|l| l.strip_prefix("bundle=").map(PathBuf::from))
         });
+        let own_user_namespace = state
+            .config
+            .as_ref()
+            .is_some_and(|c| c.namespaces.iter().any(|n| n.kind == "NEWUSER"));
         if let Some(bundle) = state.bundle.or(from_label) {
-            return Ok(bundle);
+            return Ok(Container {
+                bundle,
+                init_pid: state.init_process_pid,
+                own_user_namespace,
+            });
         }
         bail!("runtime state {} names no bundle", path.display());
     }
@@ -94,12 +126,31 @@ mod tests {
         write("b", "status", r#"{"pid":1,"bundle":"/b/b","rootfs":"/r"}"#);
         write("c", "state.json", r#"{"id":"c","bundle":"/b/c"}"#);
         write("d", "state.json", r#"{"id":"d"}"#);
+        write(
+            "e",
+            "state.json",
+            r#"{"id":"e","init_process_pid":42,"config":{"labels":["bundle=/b/e"],
+                "namespaces":[{"type":"NEWNS","path":""},{"type":"NEWUSER","path":""}]}}"#,
+        );
         let r = Some(root.path());
         let rt = Path::new("/usr/bin/runc");
         assert_eq!(bundle_of(rt, r, "a").unwrap(), PathBuf::from("/b/a"));
         assert_eq!(bundle_of(rt, r, "b").unwrap(), PathBuf::from("/b/b"));
         assert_eq!(bundle_of(rt, r, "c").unwrap(), PathBuf::from("/b/c"));
         assert!(bundle_of(rt, r, "d").is_err());
+        let runc = |id: &str| container(rt, r, id).unwrap();
+        assert_eq!(
+            runc("e"),
+            Container {
+                bundle: PathBuf::from("/b/e"),
+                init_pid: Some(42),
+                own_user_namespace: true,
+            }
+        );
+        assert_eq!(
+            (runc("a").init_pid, runc("a").own_user_namespace),
+            (None, false)
+        );
         assert!(bundle_of(rt, r, "missing").is_err());
         assert!(bundle_of(rt, r, "../a").is_err());
         assert!(bundle_of(rt, r, "").is_err());

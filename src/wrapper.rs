@@ -217,10 +217,10 @@ impl Run<'_> {
             .as_deref()
             .map(SpecFile::load_process)
             .transpose()?;
-        let bundle = state::bundle_of(self.runtime, self.inv.root.as_deref(), self.id())?;
-        let container = SpecFile::load_config(&bundle.join("config.json"))?;
+        let state = state::container(self.runtime, self.inv.root.as_deref(), self.id())?;
+        let container = SpecFile::load_config(&state.bundle.join("config.json"))?;
         let config = &container.doc;
-        let rootfs = declared::rootfs_of(&bundle, config);
+        let rootfs = declared::rootfs_of(&state.bundle, config);
         if self.caller.is_sandbox(config, self.id()) {
             return Ok(());
         }
@@ -253,6 +253,14 @@ impl Run<'_> {
                 .flat_map(|v| v.split(','))
                 .filter_map(|g| g.trim().parse::<u32>().ok()),
         );
+        if !gids.is_empty()
+            && self.looks_up_names()
+            && !state.own_user_namespace
+            && let Some(pid) = state.init_pid
+            && let Err(e) = namelookup::check_init_user_namespace(pid)
+        {
+            self.refuse_or_warn(e)?;
+        }
         self.check_runtime_lookup(&rootfs, config, &gids)?;
         let (Some(process), Some(decision)) = (process, decision) else {
             return Ok(());

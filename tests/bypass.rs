@@ -309,6 +309,55 @@ fn an_exec_whose_gids_runc_would_rename_is_refused() {
     assert!(stderr(&out).contains("groups 0 instead"), "{out:?}");
 }
 
+/// runc's exec enters the namespaces that its container's init process is
+/// in at that moment: an init that has made a user and a mount namespace of
+/// its own (no capability needed) mounts its own `/etc/group` there, and
+/// runc before 1.3 names the exec's gids from it. The wrapper refuses the
+/// exec.
+#[test]
+fn an_exec_into_an_init_with_a_user_namespace_of_its_own_is_refused() {
+    require_root();
+    let script = "echo 1000:x:0: > /dev/shm/group && exec busybox unshare -Urm busybox sh -c \
+                  'busybox mount --bind /dev/shm/group /etc/group && exec sleep 300'";
+    let spec = containerd_spec(&["sh", "-c", script], 1000, 1000, &[1000], &[]);
+    let b = Bundle::new("own-userns", &kep_image(), &spec);
+    assert!(status_detached(wrapper(&runc(), &create_args(&b))).success());
+    let runc_alone = |args: &[&str]| {
+        let mut cmd = std::process::Command::new(test_runtime());
+        cmd.args(b.globals()).args(args);
+        cmd
+    };
+    assert!(status_detached(runc_alone(&["start", &b.id])).success());
+    // The init's own mount of /etc/group, once it is there.
+    let state: Value =
+        serde_json::from_slice(&output(runc_alone(&["state", &b.id])).stdout).unwrap();
+    let mountinfo = format!("/proc/{}/mountinfo", state["pid"]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&mountinfo)
+        .unwrap_or_default()
+        .contains(" /etc/group ")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the init mounted nothing over /etc/group"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let process = id_process(
+        &b,
+        json!({"uid": 1000, "gid": 1000, "additionalGids": [1000]}),
+    );
+    let path = process.display().to_string();
+    let bare = output(runc_alone(&["exec", "--process", &path, &b.id]));
+    assert_eq!(stdout(&bare), "1000 0", "runc alone: {bare:?}");
+    let out = output(wrapper(&runc(), &exec_process_args(&b, &process)));
+    assert!(!out.status.success(), "{out:?}");
+    assert!(
+        stderr(&out).contains("has entered a user namespace of its own"),
+        "{out:?}"
+    );
+}
+
 /// runc moves `create`'s flags ahead of the id: `run ID --bundle B` runs B.
 #[test]
 fn flags_after_the_container_id_name_the_bundle_runc_uses() {
