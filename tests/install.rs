@@ -145,17 +145,22 @@ fn round_trip(name: &str, files: &[(&str, &str)], configured: &str) {
         "{name}: doctor after install:\n{}",
         stdout(&out)
     );
-    let after_first = snapshot(root.path());
+    again_then_uninstall(name, root.path(), &[], &before);
+    println!("{name:<28} install, install again, uninstall: ok");
+}
 
-    let out = install(root.path(), &[]);
+/// Installs again with `args` (nothing may change), then uninstalls (the
+/// root must be `before` again).
+fn again_then_uninstall(name: &str, root: &Path, args: &[&str], before: &BTreeMap<String, String>) {
+    let after_first = snapshot(root);
+    let out = install(root, args);
     assert!(out.status.success(), "{name}: second run: {}", stderr(&out));
     assert_eq!(
-        snapshot(root.path()),
+        snapshot(root),
         after_first,
         "{name}: a second install changed something"
     );
-
-    let out = install(root.path(), &["--uninstall"]);
+    let out = install(root, &["--uninstall"]);
     assert!(
         out.status.success(),
         "{name}: {}\n{}",
@@ -163,11 +168,10 @@ fn round_trip(name: &str, files: &[(&str, &str)], configured: &str) {
         stderr(&out)
     );
     assert_eq!(
-        snapshot(root.path()),
-        before,
+        snapshot(root),
+        *before,
         "{name}: --uninstall must restore the root exactly"
     );
-    println!("{name:<28} install, install again, uninstall: ok");
 }
 
 #[test]
@@ -309,21 +313,7 @@ fn a_second_runtime_is_wrapped_through_its_own_link() {
         .unwrap();
     assert_eq!(stdout(&ran), "nvidia runtime: state some-container");
 
-    let after_first = snapshot(root.path());
-    let out = install(root.path(), &["--wrap", "nvidia"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        snapshot(root.path()),
-        after_first,
-        "a second install changed something"
-    );
-    let out = install(root.path(), &["--uninstall"]);
-    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
-    assert_eq!(
-        snapshot(root.path()),
-        before,
-        "--uninstall must restore the root exactly"
-    );
+    again_then_uninstall("--wrap nvidia", root.path(), &["--wrap", "nvidia"], &before);
 
     // Installed again and containerd's config edited after: --uninstall
     // takes out both entries and keeps the edit.
