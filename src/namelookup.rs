@@ -273,6 +273,18 @@ fn writable_by(rootfs: &Rootfs, path: &str, uid: u32, gid: u32, gids: &[u32]) ->
             }))
 }
 
+/// The tags of a POSIX ACL's entries and its write bit, as the kernel's
+/// `system.posix_acl_access` holds them.
+mod acl_entry {
+    pub const USER_OBJ: u16 = 0x01;
+    pub const USER: u16 = 0x02;
+    pub const GROUP_OBJ: u16 = 0x04;
+    pub const GROUP: u16 = 0x08;
+    pub const MASK: u16 = 0x10;
+    pub const OTHER: u16 = 0x20;
+    pub const WRITE: u16 = 0x02;
+}
+
 /// Does the POSIX ACL `acl`, in the kernel's `system.posix_acl_access`
 /// format (a 4-byte version 2, then 8-byte entries: tag, permissions, id,
 /// little-endian), let a process of `uid`, `gid` and `gids` that does not
@@ -282,13 +294,7 @@ fn writable_by(rootfs: &Rootfs, path: &str, uid: u32, gid: u32, gids: &[u32]) ->
 /// far as the first mask after it lets it, else others. One it cannot read
 /// does.
 fn acl_lets_write(acl: &[u8], owning_gid: u32, uid: u32, gid: u32, gids: &[u32]) -> bool {
-    const USER_OBJ: u16 = 0x01;
-    const USER: u16 = 0x02;
-    const GROUP_OBJ: u16 = 0x04;
-    const GROUP: u16 = 0x08;
-    const MASK: u16 = 0x10;
-    const OTHER: u16 = 0x20;
-    const WRITE: u16 = 0x02;
+    use acl_entry::*;
     let Some(entries) = acl
         .strip_prefix(&2u32.to_le_bytes())
         .filter(|e| e.len() % 8 == 0)
@@ -506,12 +512,7 @@ mod tests {
         use std::os::unix::ffi::OsStrExt;
         let (dir, config) = image_for_user_1000("users:x:1000:\n");
         let root = dir.path();
-        const USER_OBJ: u16 = 0x01;
-        const USER: u16 = 0x02;
-        const GROUP_OBJ: u16 = 0x04;
-        const GROUP: u16 = 0x08;
-        const MASK: u16 = 0x10;
-        const OTHER: u16 = 0x20;
+        use acl_entry::*;
         const UNDEFINED: u32 = u32::MAX;
         // Sets the ACL (the kernel then sets the mode's group bits to the mask).
         let set_acl = |path: &str, named: (u16, u32), mask: u16| {

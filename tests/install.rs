@@ -149,6 +149,17 @@ fn round_trip(name: &str, files: &[(&str, &str)], configured: &str) {
     println!("{name:<28} install, install again, uninstall: ok");
 }
 
+/// Adds an operator's line to `config` after the install, then uninstalls:
+/// the line it added.
+fn uninstall_after_an_operator_edit(root: &Path, config: &Path) -> &'static str {
+    const EDIT: &str = "\n# added later by the operator\n";
+    let edited = std::fs::read_to_string(config).unwrap() + EDIT;
+    std::fs::write(config, edited).unwrap();
+    let out = install(root, &["--uninstall"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    EDIT
+}
+
 /// Installs again with `args` (nothing may change), then uninstalls (the
 /// root must be `before` again).
 fn again_then_uninstall(name: &str, root: &Path, args: &[&str], before: &BTreeMap<String, String>) {
@@ -231,14 +242,8 @@ fn an_existing_node_config_is_kept_and_an_edited_runtime_config_keeps_its_edits(
     );
     // The operator edits containerd's config after the install.
     let config = root.path().join("etc/containerd/config.toml");
-    let edited = std::fs::read_to_string(&config).unwrap() + "\n# added later by the operator\n";
-    std::fs::write(&config, &edited).unwrap();
-    let out = install(root.path(), &["--uninstall"]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(
-        std::fs::read_to_string(&config).unwrap(),
-        comments + "\n# added later by the operator\n"
-    );
+    let edit = uninstall_after_an_operator_edit(root.path(), &config);
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), comments + edit);
     assert!(!root.path().join("usr/local/bin/strict-groups").exists());
 }
 
@@ -319,13 +324,10 @@ fn a_second_runtime_is_wrapped_through_its_own_link() {
     // takes out both entries and keeps the edit.
     assert!(install(root.path(), &["--wrap", "nvidia"]).status.success());
     let config = root.path().join(config_path);
-    let edited = std::fs::read_to_string(&config).unwrap() + "\n# added later by the operator\n";
-    std::fs::write(&config, &edited).unwrap();
-    let out = install(root.path(), &["--uninstall"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let edit = uninstall_after_an_operator_edit(root.path(), &config);
     assert_eq!(
         std::fs::read_to_string(&config).unwrap(),
-        containerd_config + "\n# added later by the operator\n"
+        containerd_config + edit
     );
     assert!(!link.exists() && !link.is_symlink());
 
