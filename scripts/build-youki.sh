@@ -9,7 +9,9 @@ cd "$(dirname "$0")/.."
 version=0.7.0
 root=$PWD/.tools/youki
 bin=$root/bin/youki
-if ! { [ -x "$bin" ] && "$bin" --version | grep -q "version: $version\$"; }; then
+# The version is read whole first: `grep -q` stopping early would fail it on
+# a closed pipe (pipefail), and youki would be built again.
+if ! { [ -x "$bin" ] && grep -q "version: $version\$" <<<"$("$bin" --version)"; }; then
   echo "build-youki: building youki $version (a few minutes)" >&2
   cargo install --locked --quiet youki --version "$version" \
     --no-default-features --features v1,v2,seccomp --root "$root" >&2

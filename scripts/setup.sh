@@ -51,8 +51,11 @@ fi
 cargo --version
 # The binary that ships is static on musl (scripts/build-release.sh,
 # scripts/cross-arm64.sh).
+# The list is read whole first: `grep -q` stopping early would make rustup
+# fail on a closed pipe.
+installed=$(rustup target list --installed)
 for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
-  rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+  grep -qx "$target" <<<"$installed" || rustup target add "$target"
 done
 for tool in cargo-deb cargo-generate-rpm cargo-auditable cargo-deny; do
   command -v "$tool" >/dev/null || cargo install --locked --quiet "$tool"

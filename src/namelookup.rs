@@ -227,12 +227,10 @@ pub fn check(rootfs: &Rootfs, config: &Config, gids: &[u32]) -> Result<()> {
 /// For a container to which runc gave no user namespace, the init's must be
 /// the wrapper's own.
 pub fn check_init_user_namespace(init_pid: u32) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let ns = |path: &str| {
-        std::fs::metadata(path)
-            .map(|m| (m.dev(), m.ino()))
-            .map_err(|e| anyhow::anyhow!("reading {path}: {e}"))
-    };
+    // The link's text names the namespace (`user:[INODE]`, all of them on
+    // one nsfs): half the cost of a `stat` through it.
+    let ns =
+        |path: &str| std::fs::read_link(path).map_err(|e| anyhow::anyhow!("reading {path}: {e}"));
     let init = ns(&format!("/proc/{init_pid}/ns/user"))?;
     if init != ns("/proc/self/ns/user")? {
         bail!(
@@ -540,7 +538,7 @@ mod tests {
             assert_eq!(rc, 0, "{path}: {}", std::io::Error::last_os_error());
         };
         let clear = || {
-            for p in ["etc", "etc/group"] {
+            for p in [".", "etc", "etc/group"] {
                 let p = std::ffi::CString::new(root.join(p).as_os_str().as_bytes()).unwrap();
                 // SAFETY: NUL-terminated names.
                 unsafe { libc::removexattr(p.as_ptr(), c"system.posix_acl_access".as_ptr()) };
@@ -556,6 +554,7 @@ mod tests {
             ("etc/group", (GROUP, 60000), 7, &[1000][..], false),
             ("etc/group", (GROUP, 1000), 7, &[][..], true),
             ("etc", (USER, 1000), 7, &[1000][..], true),
+            (".", (USER, 1000), 7, &[1000][..], true),
             ("etc", (USER, 1000), 5, &[1000][..], false),
         ] {
             clear();
