@@ -42,6 +42,15 @@ wraps=
 restart=no
 uninstall=no
 usage() { echo "install.sh: $* (see --help)" >&2; exit 2; }
+# Adds a --wrap value: a runtime entry's name, which holds no space or
+# pattern character, so that $wraps splits into the names as given.
+wrap_name() {
+  case "$1" in
+    '') usage "--wrap needs a value" ;;
+    *[!A-Za-z0-9._-]*|.*) usage "--wrap $1: not a runtime entry name" ;;
+  esac
+  wraps="$wraps $1"
+}
 # The value of option $1, which must be given ($2 is what followed it).
 value() {
   [ $# -ge 2 ] && [ -n "$2" ] || usage "$1 needs a value"
@@ -59,19 +68,12 @@ while [ $# -gt 0 ]; do
     --checksums=*) checksums=${1#--checksums=}; shift ;;
     --keyring) value "$@"; keyring=$2; shift 2 ;;
     --keyring=*) keyring=${1#--keyring=}; shift ;;
-    --wrap) value "$@"; wraps="$wraps $2"; shift 2 ;;
-    --wrap=*) [ -n "${1#--wrap=}" ] || usage "--wrap needs a value"; wraps="$wraps ${1#--wrap=}"; shift ;;
+    --wrap) value "$@"; wrap_name "$2"; shift 2 ;;
+    --wrap=*) wrap_name "${1#--wrap=}"; shift ;;
     --restart) restart=yes; shift ;;
     --uninstall) uninstall=yes; shift ;;
     -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
     *) usage "unknown argument: $1" ;;
-  esac
-done
-# $wraps is split on spaces below, never expanded as a pattern.
-set -f
-for w in $wraps; do
-  case "$w" in
-    *[!A-Za-z0-9._-]*|.*) usage "--wrap $w: not a runtime entry name" ;;
   esac
 done
 
@@ -296,7 +298,6 @@ install_node() {
   for w in $wraps; do
     link=$BIN-$w
     keep_original "$link"
-    keep_original $CONFIG
     [ -L "$(at "$link")" ] || ln -sf strict-groups "$(at "$link")" || die "linking $link failed"
     "$(at $BIN)" configure containerd --config "$(at "$file")" --wrap "$w" \
       --handler "strict-groups-$w" --binary "$link" --node-config "$(at $CONFIG)" --no-backup ||
@@ -329,12 +330,15 @@ uninstall_node() {
       crio) "$(at $BIN)" configure crio --dropin-dir "$(at "$(dirname "$file")")" --remove --no-backup ;;
       *) "$(at $BIN)" configure containerd --config "$(at "$file")" --remove --no-backup ;;
     esac || die "removing the entry from $file failed"
-    for h in $(cat "$(at $STATE)/handlers" 2>/dev/null); do
-      "$(at $BIN)" configure containerd --config "$(at "$file")" --remove --handler "$h" --no-backup ||
-        die "removing the entry $h from $file failed"
-    done
     sed -i "\\|^$file\$|d" "$(at $STATE)/files"
   fi
+  # Each wrapped handler: its entry, and its key in the node config (which
+  # may hold the operator's edits since: only that key goes).
+  for h in $(cat "$(at $STATE)/handlers" 2>/dev/null); do
+    "$(at $BIN)" configure containerd --config "$(at "$file")" --remove --handler "$h" \
+      --binary "$BIN-${h#strict-groups-}" --node-config "$(at $CONFIG)" --no-backup ||
+      die "removing the entry $h failed"
+  done
   # Restore every file as it was (the binary last: configure above needs it).
   for f in $(grep -v "^$BIN\$" "$(at $STATE)/files") $BIN; do
     key=$(echo "$f" | tr / _)

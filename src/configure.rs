@@ -124,10 +124,15 @@ fn configure(args: &Args) -> Result<()> {
             let old = read_or_empty(config)?;
             let is_template = config.extension().is_some_and(|e| e == "tmpl");
             let binary = common.binary()?;
-            let name = Path::new(&binary)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            // The name the handler runs the wrapper by: --binary's, else
+            // (taking a handler away) the handler's, as install.sh links it.
+            let name = match (&common.binary, common.remove) {
+                (None, true) => common.handler.clone(),
+                _ => Path::new(&binary)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            };
             let real = old
                 .as_deref()
                 .and_then(|t| wrapped_binary_name(t, &common.handler, wrap.as_deref()));
@@ -161,25 +166,31 @@ fn configure(args: &Args) -> Result<()> {
                 (Some(real), false) => Some(Some(real.as_str())),
                 (None, false) => Some(Some(default.as_str())),
             };
-            let node = |path: &Path, runs: Option<&str>| -> Result<()> {
-                let before = read_or_empty(path)?;
-                let after = set_node_runtime(before.as_deref().unwrap_or(""), &name, runs)
-                    .with_context(|| format!("editing the node config {}", path.display()))?;
-                let after = (before.is_some() || !after.is_empty()).then_some(after);
-                apply(path, before.as_deref(), after.as_deref(), common)
+            // The node config's new text too before either file is written.
+            let node = match (node_config, runs) {
+                (Some(path), Some(runs)) => {
+                    let before = read_or_empty(path)?;
+                    let after = set_node_runtime(before.as_deref().unwrap_or(""), &name, runs)
+                        .with_context(|| format!("editing the node config {}", path.display()))?;
+                    let after = (before.is_some() || !after.is_empty()).then_some(after);
+                    Some((path, before, after))
+                }
+                _ => None,
+            };
+            let write_node = || match &node {
+                Some((path, before, after)) => {
+                    apply(path, before.as_deref(), after.as_deref(), common)
+                }
+                None => Ok(()),
             };
             // A handler gone from containerd's config may still run until
             // containerd restarts: its runtime goes from the node config after.
-            match (node_config, runs) {
-                (Some(path), Some(runs)) if !common.remove => {
-                    node(path, runs)?;
-                    apply(config, old.as_deref(), new.as_deref(), common)?;
-                }
-                (Some(path), Some(runs)) => {
-                    apply(config, old.as_deref(), new.as_deref(), common)?;
-                    node(path, runs)?;
-                }
-                _ => apply(config, old.as_deref(), new.as_deref(), common)?,
+            if common.remove {
+                apply(config, old.as_deref(), new.as_deref(), common)?;
+                write_node()?;
+            } else {
+                write_node()?;
+                apply(config, old.as_deref(), new.as_deref(), common)?;
             }
             if let (Some(real), false, None) = (real, common.remove, node_config) {
                 let what = if name == HANDLER {
@@ -489,11 +500,20 @@ fn wrapped_entry<'a>(
         }
         return Ok(Some(table));
     }
+    // Another handler of the wrapper's (a linked one made the default) is
+    // not what the wrapper runs either.
+    let runs_the_wrapper = |table: &dyn toml_edit::TableLike| {
+        let binary = table.get("options").and_then(|o| o.get("BinaryName"));
+        binary
+            .and_then(Item::as_str)
+            .and_then(|b| Path::new(b).file_name())
+            .is_some_and(|n| n.to_string_lossy().starts_with(HANDLER))
+    };
     Ok([default, BUILTIN_RUNTIME]
         .into_iter()
         .filter(|name| *name != handler)
         .filter_map(|name| runtimes.get(name)?.as_table_like())
-        .find(|table| runc_shim(*table)))
+        .find(|table| runc_shim(*table) && !runs_the_wrapper(*table)))
 }
 
 /// The real runtime that the entry of `handler` wraps (see
@@ -863,6 +883,15 @@ mod tests {
                 "default_runtime_name = \"strict-groups\"",
             );
         assert!(own_default.parse::<DocumentMut>().is_ok());
+        // A linked handler of the wrapper's made the default: not wrapped
+        // again, runc's entry is.
+        let linked_default = out.replace(
+            "default_runtime_name = \"runc\"",
+            "default_runtime_name = \"strict-groups-nvidia\"",
+        );
+        assert!(linked_default.contains("\"strict-groups-nvidia\""));
+        assert_eq!(wrapped_binary_name(&linked_default, HANDLER, None), None);
+        assert!(add_containerd_entry(&Some(linked_default), "/b", HANDLER, false, None).is_ok());
         assert_eq!(wrapped_binary_name(&own_default, HANDLER, None), None);
     }
 

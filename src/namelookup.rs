@@ -135,10 +135,11 @@ fn run_version(runtime: &Path) -> String {
 /// `/etc/group` and each mount destination resolve, each step's `lstat` and
 /// ACL, the file's bytes), so that the check after containerd's answer reads
 /// again only the `lstat` of the image's root; the wrapper does this while
-/// containerd answers its question. With
-/// no gids, the check's writability test can only find fewer writers, so it
-/// stops at no step before the check with the real gids would: it reads at
-/// least what that one reads. Its verdict is left to that check.
+/// containerd answers its question. With no gids the check may stop at
+/// another step than the check with the real gids (the groups decide who
+/// may write, and an ACL's entry for others counts only for a process in
+/// none of its groups); what it did not read, that check reads then. Its
+/// verdict is left to that check.
 pub fn prefetch(rootfs: &Rootfs, config: &Config) {
     let _ = check(rootfs, config, &[]);
 }

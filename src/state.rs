@@ -35,12 +35,13 @@ struct RuncNamespace {
 }
 
 /// What the runtime's state says of a container: its bundle and, in runc's
-/// state, its init process and whether runc made it a user namespace.
+/// state, its init process and whether runc put it in a user namespace (one
+/// it made or one it joined).
 #[derive(Debug, PartialEq, Eq)]
 pub struct Container {
     pub bundle: PathBuf,
     pub init_pid: Option<u32>,
-    pub own_user_namespace: bool,
+    pub has_user_namespace: bool,
 }
 
 /// Default state roots, by runtime binary name, when `--root` is absent.
@@ -88,7 +89,7 @@ pub fn container(runtime: &Path, root: Option<&Path>, id: &str) -> Result<Contai
                 .rev()
                 .find_map(|l| l.strip_prefix("bundle=").map(PathBuf::from))
         });
-        let own_user_namespace = state
+        let has_user_namespace = state
             .config
             .as_ref()
             .is_some_and(|c| c.namespaces.iter().any(|n| n.kind == "NEWUSER"));
@@ -96,7 +97,7 @@ pub fn container(runtime: &Path, root: Option<&Path>, id: &str) -> Result<Contai
             return Ok(Container {
                 bundle,
                 init_pid: state.init_process_pid,
-                own_user_namespace,
+                has_user_namespace,
             });
         }
         bail!("runtime state {} names no bundle", path.display());
@@ -144,11 +145,11 @@ mod tests {
             Container {
                 bundle: PathBuf::from("/b/e"),
                 init_pid: Some(42),
-                own_user_namespace: true,
+                has_user_namespace: true,
             }
         );
         assert_eq!(
-            (runc("a").init_pid, runc("a").own_user_namespace),
+            (runc("a").init_pid, runc("a").has_user_namespace),
             (None, false)
         );
         assert!(bundle_of(rt, r, "missing").is_err());

@@ -255,7 +255,7 @@ impl Run<'_> {
         );
         if !gids.is_empty()
             && self.looks_up_names()
-            && !state.own_user_namespace
+            && !state.has_user_namespace
             && let Some(pid) = state.init_pid
             && let Err(e) = namelookup::check_init_user_namespace(pid)
         {

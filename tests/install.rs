@@ -340,6 +340,22 @@ fn a_second_runtime_is_wrapped_through_its_own_link() {
     let out = install(root.path(), &["--uninstall"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(snapshot(root.path()), before, "the link given back");
+
+    // The operator's own node config: --wrap adds its key, the operator
+    // edits the file after, --uninstall takes out only the key.
+    let node_config = root.path().join("etc/strict-groups/config.toml");
+    std::fs::create_dir_all(node_config.parent().unwrap()).unwrap();
+    std::fs::write(&node_config, "runtime = \"runc\"\nmode = \"audit\"\n").unwrap();
+    assert!(install(root.path(), &["--wrap", "nvidia"]).status.success());
+    let text = std::fs::read_to_string(&node_config).unwrap();
+    assert!(text.contains("strict-groups-nvidia = "), "{text}");
+    std::fs::write(&node_config, text.replace("audit", "enforce")).unwrap();
+    let out = install(root.path(), &["--uninstall"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(&node_config).unwrap(),
+        "runtime = \"runc\"\nmode = \"enforce\"\n"
+    );
 }
 
 /// A GPU node whose default runtime is nvidia's: the node config written at
