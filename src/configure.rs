@@ -144,19 +144,15 @@ fn configure(args: &Args) -> Result<()> {
             }
             .with_context(|| format!("editing {}", config.display()))?;
             if let Some(real) = real.as_deref().filter(|_| !common.remove)
-                && (real == binary
-                    || Path::new(real)
-                        .file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with(HANDLER)))
+                && (real == binary || is_the_wrapper(real))
             {
                 bail!(
                     "the runtime entry to wrap already runs strict-groups ({real}); wrap the \
                      entry of the real runtime (--wrap)"
                 );
             }
-            // The node config first: a handler whose real runtime is not
-            // named yet would run plain runc (without the GPU hooks, say).
-            // An entry without a BinaryName runs runc from PATH, as the
+            // What the node config is to say for the handler's name. An
+            // entry without a BinaryName runs runc from PATH, as the
             // default `runtime` does: a linked name is given that; the
             // wrapper's own name keeps the `runtime` the file has.
             let default = crate::config::NodeConfig::default().runtime;
@@ -183,7 +179,9 @@ fn configure(args: &Args) -> Result<()> {
                 }
                 None => Ok(()),
             };
-            // A handler gone from containerd's config may still run until
+            // An added handler's runtime is named first: without it, the
+            // handler would run plain runc (without the GPU hooks, say). A
+            // handler gone from containerd's config may still run until
             // containerd restarts: its runtime goes from the node config after.
             if common.remove {
                 apply(config, old.as_deref(), new.as_deref(), common)?;
@@ -504,16 +502,21 @@ fn wrapped_entry<'a>(
     // not what the wrapper runs either.
     let runs_the_wrapper = |table: &dyn toml_edit::TableLike| {
         let binary = table.get("options").and_then(|o| o.get("BinaryName"));
-        binary
-            .and_then(Item::as_str)
-            .and_then(|b| Path::new(b).file_name())
-            .is_some_and(|n| n.to_string_lossy().starts_with(HANDLER))
+        binary.and_then(Item::as_str).is_some_and(is_the_wrapper)
     };
     Ok([default, BUILTIN_RUNTIME]
         .into_iter()
         .filter(|name| *name != handler)
         .filter_map(|name| runtimes.get(name)?.as_table_like())
         .find(|table| runc_shim(*table) && !runs_the_wrapper(*table)))
+}
+
+/// Is `binary` the wrapper, by the name it or a link to it has
+/// (`strict-groups`, `strict-groups-nvidia`, ...)?
+fn is_the_wrapper(binary: &str) -> bool {
+    Path::new(binary)
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with(HANDLER))
 }
 
 /// The real runtime that the entry of `handler` wraps (see

@@ -513,18 +513,23 @@ mod tests {
         let root = dir.path();
         use acl_entry::*;
         const UNDEFINED: u32 = u32::MAX;
-        // Sets the ACL (the kernel then sets the mode's group bits to the mask).
-        let set_acl = |path: &str, named: (u16, u32), mask: u16| {
-            let mut entries = vec![(USER_OBJ, 7, UNDEFINED), (GROUP_OBJ, 5, UNDEFINED)];
-            entries.push((named.0, 7, named.1));
-            entries.extend([(MASK, mask, UNDEFINED), (OTHER, 5, UNDEFINED)]);
-            entries.sort_by_key(|&(tag, _, id)| (tag, id));
+        // The entries (tag, permissions, id) as the kernel's xattr holds them.
+        let xattr_of = |entries: &[(u16, u16, u32)]| {
             let mut xattr = 2u32.to_le_bytes().to_vec();
             for (tag, perm, id) in entries {
                 xattr.extend(tag.to_le_bytes());
                 xattr.extend(perm.to_le_bytes());
                 xattr.extend(id.to_le_bytes());
             }
+            xattr
+        };
+        // Sets the ACL (the kernel then sets the mode's group bits to the mask).
+        let set_acl = |path: &str, named: (u16, u32), mask: u16| {
+            let mut entries = vec![(USER_OBJ, 7, UNDEFINED), (GROUP_OBJ, 5, UNDEFINED)];
+            entries.push((named.0, 7, named.1));
+            entries.extend([(MASK, mask, UNDEFINED), (OTHER, 5, UNDEFINED)]);
+            entries.sort_by_key(|&(tag, _, id)| (tag, id));
+            let xattr = xattr_of(&entries);
             let p = std::ffi::CString::new(root.join(path).as_os_str().as_bytes()).unwrap();
             // SAFETY: NUL-terminated names, a buffer of the given length.
             let rc = unsafe {
@@ -571,13 +576,7 @@ mod tests {
         // As the kernel walks the entries (an image's file system may hold
         // an ACL that disagrees with the mode, or is out of order).
         let lets = |entries: &[(u16, u16, u32)], gids: &[u32]| {
-            let mut xattr = 2u32.to_le_bytes().to_vec();
-            for (tag, perm, id) in entries {
-                xattr.extend(tag.to_le_bytes());
-                xattr.extend(perm.to_le_bytes());
-                xattr.extend(id.to_le_bytes());
-            }
-            acl_lets_write(&xattr, 0, 1000, 1000, gids)
+            acl_lets_write(&xattr_of(entries), 0, 1000, 1000, gids)
         };
         let (r, rw, u) = (4, 6, UNDEFINED);
         let base = |named: &[(u16, u16, u32)], mask: Option<u16>, other: u16| {
