@@ -4,7 +4,8 @@
 //! Every path component is resolved inside the rootfs by the kernel
 //! (`openat2` with `RESOLVE_IN_ROOT`), so no symlink, `..` or absolute link
 //! leaves it. Where the kernel has no `openat2` (before Linux 5.6: RHEL 8's
-//! 4.18, say; and qemu-user), the same resolution is done one component at a
+//! 4.18, say; and qemu-user), or where it keeps failing a `..` because
+//! renames and mounts race it, the same resolution is done one component at a
 //! time from descriptors: each step `openat(O_PATH | O_NOFOLLOW)` from the
 //! directory already held, symlinks read and expanded by us, `..` taken from
 //! the stack of held directories (never opened, so it cannot climb out of a
@@ -214,16 +215,7 @@ impl Rootfs {
 /// rootfs directory `root_fd`. `Ok(None)` when the file (or a directory on
 /// its way) does not exist.
 fn read_at(root_fd: &File, path: &str, cap: u64) -> Result<Option<Vec<u8>>, RootfsError> {
-    let how = OpenHow::new()
-        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    let opened = match openat2(root_fd.as_raw_fd(), path, how) {
-        // SAFETY: openat2 returned a new descriptor that nothing else owns.
-        Ok(fd) => Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
-        Err(Errno::ENOSYS) => open_in_root_by_steps(root_fd, path),
-        Err(e) => Err(e),
-    };
-    let fd = match opened {
+    let fd = match open_in_root(root_fd, path) {
         Ok(fd) => fd,
         Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => return Ok(None),
         Err(e) => return Err(Io(path.to_string(), e.into())),
@@ -256,6 +248,34 @@ fn read_at(root_fd: &File, path: &str, cap: u64) -> Result<Option<Vec<u8>>, Root
 }
 
 use RootfsError::{Io, Root};
+
+/// How many times an `openat2` that met a rename or mount is tried again.
+const OPENAT2_TRIES: usize = 32;
+
+/// `path` opened `O_PATH` inside the root `root_fd` by the kernel
+/// (`openat2` with `RESOLVE_IN_ROOT`), or by [`open_in_root_by_steps`]
+/// where the kernel has no `openat2`. The kernel fails a lookup of `..` with
+/// EAGAIN when any rename or mount on the system happened meanwhile (it then
+/// cannot be sure that `..` stayed inside the root): on a node that starts
+/// containers, mounts happen all the time, so an image whose `/etc/group`
+/// resolves through `..` would fail now and then. That is tried again; past
+/// [`OPENAT2_TRIES`] the same resolution is done by steps, which holds each
+/// directory it walks through and meets no such race.
+fn open_in_root(root_fd: &File, path: &str) -> Result<OwnedFd, Errno> {
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    for _ in 0..OPENAT2_TRIES {
+        match openat2(root_fd.as_raw_fd(), path, how) {
+            // SAFETY: openat2 returned a new descriptor that nothing else owns.
+            Ok(fd) => return Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
+            Err(Errno::EAGAIN) => continue,
+            Err(Errno::ENOSYS) => break,
+            Err(e) => return Err(e),
+        }
+    }
+    open_in_root_by_steps(root_fd, path)
+}
 
 /// The most symlinks one resolution follows, as the kernel's limit.
 const MAX_LINKS: usize = 40;
@@ -578,6 +598,46 @@ mod tests {
         assert_eq!(read("/etc/dangling"), Err(Errno::ENOENT));
         assert_eq!(read("/etc/passwd/x"), Err(Errno::ENOTDIR));
         assert_eq!(read("/data/proc"), Err(Errno::ENOENT));
+    }
+
+    /// The kernel fails a `..` of openat2's RESOLVE_IN_ROOT with EAGAIN when
+    /// a rename anywhere on the system races it (as mounts and renames do
+    /// all the time on a node starting containers): a read through `..`
+    /// while another thread renames files elsewhere still gives the file.
+    #[test]
+    fn a_read_through_dotdot_survives_renames_elsewhere() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::write(root.join("etc/real"), "g").unwrap();
+        symlink(
+            format!("{}etc/real", "../".repeat(40)),
+            root.join("etc/group"),
+        )
+        .unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let (a, b) = (elsewhere.path().join("a"), elsewhere.path().join("b"));
+        std::fs::write(&a, "").unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let renamer = {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::fs::rename(&a, &b).unwrap();
+                    std::fs::rename(&b, &a).unwrap();
+                }
+            })
+        };
+        let root_fd = File::open(&root).unwrap();
+        let failed = (0..3000)
+            .filter(|_| {
+                read_at(&root_fd, "/etc/group", 16).map_err(|e| e.to_string())
+                    != Ok(Some(b"g".to_vec()))
+            })
+            .count();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        renamer.join().unwrap();
+        assert_eq!(failed, 0, "reads that failed while files were renamed");
     }
 
     /// One rootfs, many questions: each file read once (the second read
