@@ -29,32 +29,6 @@ fn host_group_file() -> tempfile::NamedTempFile {
     f
 }
 
-/// Runs the container with a deadline: a hang is a failure, not a stuck test.
-fn run_with_deadline(config: &NodeConfig, b: &Bundle, deadline: Duration) -> Output {
-    let mut cmd = wrapper(config, &run_args(b));
-    let out_file = tempfile::NamedTempFile::new().unwrap();
-    let err_file = tempfile::NamedTempFile::new().unwrap();
-    cmd.stdout(out_file.reopen().unwrap())
-        .stderr(err_file.reopen().unwrap());
-    let mut child = cmd.spawn().unwrap();
-    let start = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if start.elapsed() > deadline {
-            let _ = child.kill();
-            panic!("hung for {deadline:?}: {}", b.id);
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    Output {
-        status,
-        stdout: std::fs::read(out_file.path()).unwrap(),
-        stderr: std::fs::read(err_file.path()).unwrap(),
-    }
-}
-
 enum Expect {
     /// The container runs and `id -G` prints this.
     Runs(&'static str),
@@ -308,7 +282,7 @@ fn hostile_images_over_the_real_runtime() {
         (c.plant)(&b.path().join("rootfs"), host.path());
         let before = b.config_bytes();
         let started = Instant::now();
-        let out = run_with_deadline(&config, &b, Duration::from_secs(20));
+        let out = bounded::output_within(wrapper(&config, &run_args(&b)), Duration::from_secs(20));
         let took = started.elapsed();
         let outcome = match (&c.expect, out.status.success()) {
             (Expect::Runs(groups), true) => (stdout(&out) == *groups)

@@ -3,6 +3,7 @@
 //! runtime.
 #![allow(dead_code)]
 
+pub mod bounded;
 pub mod containerd;
 pub mod cri;
 pub mod native_strict;
@@ -191,15 +192,14 @@ impl Bundle {
 
     /// `runc run` of the bundle without the wrapper: what the runtime alone gives.
     pub fn run_bare(&self) -> Output {
-        Command::new(test_runtime())
-            .arg("--root")
+        let mut cmd = Command::new(test_runtime());
+        cmd.arg("--root")
             .arg(&self.root)
             .args(["run", "--bundle"])
             .arg(self.path())
             .arg(&self.id)
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
+            .stdin(Stdio::null());
+        bounded::output_within(cmd, bounded::DEADLINE)
     }
 
     pub fn config_bytes(&self) -> Vec<u8> {
@@ -363,8 +363,9 @@ pub fn wrapper(config: &NodeConfig, args: &[String]) -> Command {
     wrapper_under(CONTAINERD_SHIM, config, args)
 }
 
-pub fn output(mut cmd: Command) -> Output {
-    cmd.output().expect("running the wrapper")
+/// Runs `cmd` to its end (at most [`bounded::DEADLINE`]): what it printed.
+pub fn output(cmd: Command) -> Output {
+    bounded::output_within(cmd, bounded::DEADLINE)
 }
 
 pub fn stdout(out: &Output) -> String {
@@ -437,12 +438,9 @@ pub fn exec_process_args(b: &Bundle, process: &Path) -> Vec<String> {
     args
 }
 
-/// Runs a command that creates a container with stdio on /dev/null: the
+/// Runs a command that creates a container, its stdio on files: the
 /// container keeps its stdio open until it exits, so nothing may wait for
 /// EOF on it. Errors are read from the `--log` file.
-pub fn status_detached(mut cmd: Command) -> std::process::ExitStatus {
-    cmd.stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .unwrap()
+pub fn status_detached(cmd: Command) -> std::process::ExitStatus {
+    bounded::output_within(cmd, bounded::DEADLINE).status
 }
