@@ -167,8 +167,9 @@ pub fn check(rootfs: &Rootfs, config: &Config, gids: &[u32]) -> Result<()> {
         if let Some(hit) = group_path
             .visited
             .iter()
-            .find(|v| is_within(v, &resolved.path))
+            .find(|v| v.starts_with(&resolved.path))
         {
+            let hit = hit.display();
             bail!(
                 "a mount at {dest:?} replaces {hit} in the image, through which /etc/group \
                  resolves; the runtime (runc before 1.3) looks the gids up by name there: \
@@ -179,14 +180,15 @@ pub fn check(rootfs: &Rootfs, config: &Config, gids: &[u32]) -> Result<()> {
     }
     let user = &config.user;
     if user.uid != 0
-        && let Some(step) = std::iter::once("/")
-            .chain(group_path.visited.iter().map(String::as_str))
+        && let Some(step) = std::iter::once(Path::new("/"))
+            .chain(group_path.visited.iter().map(PathBuf::as_path))
             .find(|v| writable_by(rootfs, v, user.uid, user.gid, gids))
     {
         bail!(
-            "{step} in the image is writable by the container's user ({}:{}): it could change \
+            "{} in the image is writable by the container's user ({}:{}): it could change \
              /etc/group, in which the runtime (runc before 1.3) looks the gids up by name, after \
              this check; use runc 1.3+ or crun on this node, or make it read-only in the image",
+            step.display(),
             user.uid,
             user.gid
         );
@@ -247,7 +249,7 @@ pub fn check_init_user_namespace(init_pid: u32) -> Result<()> {
 /// path `path` (or, for a directory, replace what is in it)? Its owner can,
 /// as can those its mode bits let; a symlink is not written through (its
 /// target is a step of its own).
-fn writable_by(rootfs: &Rootfs, path: &str, uid: u32, gid: u32, gids: &[u32]) -> bool {
+fn writable_by(rootfs: &Rootfs, path: &Path, uid: u32, gid: u32, gids: &[u32]) -> bool {
     let Some(st) = rootfs.lstat(path) else {
         return false;
     };
@@ -338,15 +340,6 @@ fn acl_lets_write(acl: &[u8], owning_gid: u32, uid: u32, gid: u32, gids: &[u32])
     true
 }
 
-/// Is the in-root path `path` at or under `dir`?
-fn is_within(path: &str, dir: &str) -> bool {
-    dir == "/"
-        || path == dir
-        || path
-            .strip_prefix(dir)
-            .is_some_and(|rest| rest.starts_with('/'))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -369,16 +362,16 @@ mod tests {
     }
 
     /// A scratch image root with an `/etc`.
-    fn image_root() -> Option<tempfile::TempDir> {
+    fn image_root() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("etc")).unwrap();
-        Some(dir)
+        dir
     }
 
     /// A scratch image whose `/etc/group` is `group`, and a spec that runs
     /// its process as 1000:1000.
     fn image_for_user_1000(group: &str) -> (tempfile::TempDir, Config) {
-        let dir = image_root().expect("a scratch image root");
+        let dir = image_root();
         std::fs::write(dir.path().join("etc/group"), group).unwrap();
         let config = crate::spec::parse_config(
             serde_json::json!({"process": {"user": {"uid": 1000, "gid": 1000}}})
@@ -391,9 +384,7 @@ mod tests {
 
     #[test]
     fn mounts_over_a_step_of_etc_group() {
-        let Some(dir) = image_root() else {
-            return;
-        };
+        let dir = image_root();
         let root = dir.path();
         std::fs::create_dir_all(root.join("data")).unwrap();
         let config = |dests: &[&str]| {
@@ -444,9 +435,7 @@ mod tests {
     #[test]
     fn a_group_file_the_user_can_write_is_refused() {
         use std::os::unix::fs::PermissionsExt;
-        let Some(dir) = image_root() else {
-            return;
-        };
+        let dir = image_root();
         let root = dir.path();
         std::fs::write(root.join("etc/group"), "alice:x:1000:\n").unwrap();
         let user = |uid: u32, gid: u32| {
@@ -501,6 +490,15 @@ mod tests {
         mode(".", 0o755);
         // uid 0 is not checked.
         assert!(!refused(&user(0, 0), &[0]));
+        // /etc/group a symlink whose target is not UTF-8, to a file the user
+        // owns: the file its bytes name is the one checked.
+        use std::os::unix::ffi::OsStringExt;
+        let not_utf8 = std::ffi::OsString::from_vec(b"\xffgroup".to_vec());
+        std::fs::rename(root.join("etc/group"), root.join("etc").join(&not_utf8)).unwrap();
+        std::os::unix::fs::symlink(&not_utf8, root.join("etc/group")).unwrap();
+        assert!(!refused(&user(1000, 1000), &[1000]));
+        std::os::unix::fs::chown(root.join("etc").join(&not_utf8), Some(1000), Some(1000)).unwrap();
+        assert!(refused(&user(1000, 1000), &[1000]));
     }
 
     /// An image layer can carry a POSIX ACL: one that lets the user, or one
@@ -660,9 +658,7 @@ mod tests {
     /// decides as a check alone on those bytes.
     #[test]
     fn the_check_decides_on_the_bytes_the_prefetch_read() {
-        let Some(dir) = image_root() else {
-            return;
-        };
+        let dir = image_root();
         let root = dir.path();
         let config = crate::spec::parse_config(
             serde_json::json!({

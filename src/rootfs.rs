@@ -15,6 +15,7 @@
 
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -73,8 +74,8 @@ pub struct Rootfs {
     path: Option<PathBuf>,
     dir: OnceCell<File>,
     files: RefCell<Vec<(String, FileBytes)>>,
-    steps: RefCell<HashMap<String, Step>>,
-    acls: RefCell<HashMap<String, Option<Vec<u8>>>>,
+    steps: RefCell<HashMap<PathBuf, Step>>,
+    acls: RefCell<HashMap<PathBuf, Option<Vec<u8>>>>,
 }
 
 impl Rootfs {
@@ -120,12 +121,12 @@ impl Rootfs {
     /// not to be a symlink ([`Rootfs::resolve`]'s visited steps): None when
     /// it cannot be read. A step a resolution examined answers as it was
     /// found then, so that a check on the resolution sees one state of it.
-    pub fn lstat(&self, path: &str) -> Option<FileStat> {
+    pub fn lstat(&self, path: &Path) -> Option<FileStat> {
         if let Some(step) = self.steps.borrow().get(path) {
             return step.stat();
         }
-        let relative = match path.trim_start_matches('/') {
-            "" => ".",
+        let relative = match path.strip_prefix("/").unwrap_or(path) {
+            r if r.as_os_str().is_empty() => Path::new("."),
             relative => relative,
         };
         let dir = self.dir().ok()?;
@@ -142,23 +143,25 @@ impl Rootfs {
     /// component not followed); None when
     /// it has none or its file system keeps none. A second read of the same
     /// path returns the first one's.
-    pub fn acl(&self, path: &str) -> io::Result<Option<Vec<u8>>> {
+    pub fn acl(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
         if let Some(acl) = self.acls.borrow().get(path) {
             return Ok(acl.clone());
         }
         let acl = self.read_acl(path)?;
-        self.acls.borrow_mut().insert(path.to_string(), acl.clone());
+        self.acls
+            .borrow_mut()
+            .insert(path.to_path_buf(), acl.clone());
         Ok(acl)
     }
 
-    fn read_acl(&self, path: &str) -> io::Result<Option<Vec<u8>>> {
+    fn read_acl(&self, path: &Path) -> io::Result<Option<Vec<u8>>> {
         let dir = self.dir().map_err(io::Error::other)?;
         // The root through its descriptor; any other step by its path, the
         // last component not followed: a path walk is a third of the cost of
         // one through /proc/self/fd (every directory on the way was found
         // not to be a symlink, as for `lstat`).
-        let at = match path.trim_start_matches('/') {
-            "" => None,
+        let at = match path.strip_prefix("/").unwrap_or(path) {
+            r if r.as_os_str().is_empty() => None,
             relative => {
                 let full = self.path().map_err(io::Error::other)?.join(relative);
                 Some(std::ffi::CString::new(full.into_os_string().into_vec())?)
@@ -253,32 +256,45 @@ use RootfsError::{Io, Root};
 const OPENAT2_TRIES: usize = 32;
 
 /// `path` opened `O_PATH` inside the root `root_fd` by the kernel
-/// (`openat2` with `RESOLVE_IN_ROOT`), or by [`open_in_root_by_steps`]
-/// where the kernel has no `openat2`. The kernel fails a lookup of `..` with
-/// EAGAIN when any rename or mount on the system happened meanwhile (it then
-/// cannot be sure that `..` stayed inside the root): on a node that starts
-/// containers, mounts happen all the time, so an image whose `/etc/group`
-/// resolves through `..` would fail now and then. That is tried again; past
-/// [`OPENAT2_TRIES`] the same resolution is done by steps, which holds each
-/// directory it walks through and meets no such race.
+/// ([`openat2_in_root`]), or by [`open_in_root_by_steps`] where the kernel
+/// has no `openat2` or keeps meeting renames and mounts: the step-by-step
+/// resolution holds each directory it walks through and meets no such race.
 fn open_in_root(root_fd: &File, path: &str) -> Result<OwnedFd, Errno> {
+    match openat2_in_root(root_fd, path) {
+        Err(Errno::ENOSYS) | Err(Errno::EAGAIN) => open_in_root_by_steps(root_fd, path),
+        opened => opened,
+    }
+}
+
+/// `openat2(root, path, O_PATH, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`.
+/// The kernel fails a lookup of `..` with EAGAIN when any rename or mount on
+/// the system happened meanwhile (it then cannot be sure that `..` stayed
+/// inside the root): on a node that starts containers mounts happen all the
+/// time, so an image whose `/etc/group` resolves through `..` would fail
+/// now and then. The call is tried again, [`OPENAT2_TRIES`] times in all.
+fn openat2_in_root(root_fd: &File, path: &str) -> Result<OwnedFd, Errno> {
     let how = OpenHow::new()
         .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
-    for _ in 0..OPENAT2_TRIES {
+    let mut tries = 1;
+    loop {
         match openat2(root_fd.as_raw_fd(), path, how) {
             // SAFETY: openat2 returned a new descriptor that nothing else owns.
             Ok(fd) => return Ok(unsafe { OwnedFd::from_raw_fd(fd) }),
-            Err(Errno::EAGAIN) => continue,
-            Err(Errno::ENOSYS) => break,
+            Err(Errno::EAGAIN) if tries < OPENAT2_TRIES => tries += 1,
             Err(e) => return Err(e),
         }
     }
-    open_in_root_by_steps(root_fd, path)
 }
 
 /// The most symlinks one resolution follows, as the kernel's limit.
 const MAX_LINKS: usize = 40;
+
+/// A path's components as bytes, as the kernel takes them: a symlink's
+/// target need not be UTF-8, and is followed as it is.
+fn components(path: &[u8]) -> std::collections::VecDeque<Vec<u8>> {
+    path.split(|&b| b == b'/').map(<[u8]>::to_vec).collect()
+}
 
 /// `openat2(root, path, O_PATH, RESOLVE_IN_ROOT)` done in user space, one
 /// component at a time: every step is opened `O_NOFOLLOW` relative to a
@@ -304,18 +320,17 @@ fn open_in_root_by_steps(root: &File, path: &str) -> Result<OwnedFd, Errno> {
     // The directories walked through, the root first; the last is the
     // current directory.
     let mut dirs: Vec<OwnedFd> = vec![root_dir];
-    let mut todo: std::collections::VecDeque<String> =
-        path.split('/').map(str::to_string).collect();
+    let mut todo = components(path.as_bytes());
     let mut links = 0;
     while let Some(part) = todo.pop_front() {
-        match part.as_str() {
-            "" | "." => {
+        match part.as_slice() {
+            b"" | b"." => {
                 if todo.is_empty() {
                     return reopen(dirs.last().expect("the root stays"));
                 }
                 continue;
             }
-            ".." => {
+            b".." => {
                 if dirs.len() > 1 {
                     dirs.pop();
                 }
@@ -327,7 +342,12 @@ fn open_in_root_by_steps(root: &File, path: &str) -> Result<OwnedFd, Errno> {
             _ => {}
         }
         let dir = dirs.last().expect("the root stays");
-        let raw = nix::fcntl::openat(Some(dir.as_raw_fd()), part.as_str(), o_path, Mode::empty())?;
+        let raw = nix::fcntl::openat(
+            Some(dir.as_raw_fd()),
+            part.as_slice(),
+            o_path,
+            Mode::empty(),
+        )?;
         // SAFETY: openat returned a new descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let kind = SFlag::from_bits_truncate(fstat(fd.as_raw_fd())?.st_mode) & SFlag::S_IFMT;
@@ -337,13 +357,12 @@ fn open_in_root_by_steps(root: &File, path: &str) -> Result<OwnedFd, Errno> {
                 return Err(Errno::ELOOP);
             }
             // An O_PATH descriptor of a symlink reads with an empty path.
-            let target = nix::fcntl::readlinkat(Some(fd.as_raw_fd()), "")?;
-            let target = target.to_string_lossy().into_owned();
-            if target.starts_with('/') {
+            let target = nix::fcntl::readlinkat(Some(fd.as_raw_fd()), "")?.into_vec();
+            if target.starts_with(b"/") {
                 dirs.truncate(1);
             }
-            for (i, p) in target.split('/').enumerate() {
-                todo.insert(i, p.to_string());
+            for (i, p) in components(&target).into_iter().enumerate() {
+                todo.insert(i, p);
             }
             continue;
         }
@@ -375,15 +394,16 @@ fn kind_name(kind: SFlag) -> &'static str {
 /// caller can tell whether a mount over any of them would change the result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resolved {
-    pub path: String,
-    pub visited: Vec<String>,
+    pub path: PathBuf,
+    pub visited: Vec<PathBuf>,
 }
 
 /// What one in-root path is, as [`resolve_in_root`] found it, with its
 /// `lstat`.
 #[derive(Clone)]
 enum Step {
-    Link(String, FileStat),
+    /// A symlink, with its target's bytes.
+    Link(Vec<u8>, FileStat),
     Missing,
     Other(FileStat),
 }
@@ -410,47 +430,52 @@ pub fn resolve_in_root(root: &Path, path: &str) -> io::Result<Resolved> {
 /// [`resolve_in_root`] from the rootfs directory `root`, each path examined
 /// relative to it (every directory on the way was found not to be a
 /// symlink) and remembered in `steps`.
-fn resolve_at(root: &File, path: &str, steps: &mut HashMap<String, Step>) -> io::Result<Resolved> {
-    let mut todo: std::collections::VecDeque<String> =
-        path.split('/').map(str::to_string).collect();
-    let mut current: Vec<String> = Vec::new();
+fn resolve_at(root: &File, path: &str, steps: &mut HashMap<PathBuf, Step>) -> io::Result<Resolved> {
+    let mut todo = components(path.as_bytes());
+    let mut current: Vec<Vec<u8>> = Vec::new();
     let mut visited = Vec::new();
     let mut links = 0;
     let mut missing = false;
+    // The in-root path of `current`: "/" and its components.
+    let in_root = |current: &[Vec<u8>]| {
+        PathBuf::from(OsString::from_vec(
+            [b"/".to_vec(), current.join(&b'/')].concat(),
+        ))
+    };
     while let Some(part) = todo.pop_front() {
-        match part.as_str() {
-            "" | "." => continue,
-            ".." => {
+        match part.as_slice() {
+            b"" | b"." => continue,
+            b".." => {
                 current.pop();
                 continue;
             }
             _ => current.push(part),
         }
-        let in_root = format!("/{}", current.join("/"));
-        visited.push(in_root.clone());
+        let here = in_root(&current);
+        visited.push(here.clone());
         if missing {
             continue;
         }
-        let step = match steps.get(&in_root) {
+        let step = match steps.get(&here) {
             Some(step) => step.clone(),
             None => {
-                let step = examine(root, &in_root[1..])?;
-                steps.insert(in_root, step.clone());
+                let step = examine(root, here.strip_prefix("/").unwrap_or(&here))?;
+                steps.insert(here, step.clone());
                 step
             }
         };
         match step {
             Step::Link(target, _) => {
                 links += 1;
-                if links > 40 {
+                if links > MAX_LINKS {
                     return Err(io::Error::from_raw_os_error(libc::ELOOP));
                 }
                 current.pop();
-                if target.starts_with('/') {
+                if target.starts_with(b"/") {
                     current.clear();
                 }
-                for (i, p) in target.split('/').enumerate() {
-                    todo.insert(i, p.to_string());
+                for (i, p) in components(&target).into_iter().enumerate() {
+                    todo.insert(i, p);
                 }
             }
             Step::Other(_) => {}
@@ -458,18 +483,18 @@ fn resolve_at(root: &File, path: &str, steps: &mut HashMap<String, Step>) -> io:
         }
     }
     Ok(Resolved {
-        path: format!("/{}", current.join("/")),
+        path: in_root(&current),
         visited,
     })
 }
 
 /// `lstat` (and `readlink` of a symlink) of `relative` under `root`.
-fn examine(root: &File, relative: &str) -> io::Result<Step> {
+fn examine(root: &File, relative: &Path) -> io::Result<Step> {
     let dir = Some(root.as_raw_fd());
     match nix::sys::stat::fstatat(dir, relative, AtFlags::AT_SYMLINK_NOFOLLOW) {
         Ok(st) if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFLNK => {
             let target = nix::fcntl::readlinkat(dir, relative)?;
-            Ok(Step::Link(target.to_string_lossy().into_owned(), st))
+            Ok(Step::Link(target.into_vec(), st))
         }
         Ok(st) => Ok(Step::Other(st)),
         Err(Errno::ENOENT) => Ok(Step::Missing),
@@ -494,6 +519,10 @@ mod tests {
         std::fs::write(r.join("outside"), "image").unwrap();
         std::fs::write(r.join("real/etc/group"), "g").unwrap();
         std::fs::write(r.join("etc/passwd"), "p").unwrap();
+        // A target that is not UTF-8 is followed byte for byte.
+        let not_utf8 = OsString::from_vec(b"real/etc/\xffgroup".to_vec());
+        std::fs::write(r.join(&not_utf8), "bytes").unwrap();
+        symlink(Path::new("/").join(&not_utf8), r.join("etc/bytes")).unwrap();
         for (link, target) in [
             ("etc/group", "/real/etc/group"),
             ("etc/abs", "/outside"),
@@ -518,6 +547,7 @@ mod tests {
     /// links, files taken for directories, relative and empty paths.
     const HOSTILE_PATHS: &[&str] = &[
         "/etc/group",
+        "/etc/bytes",
         "/etc/abs",
         "/etc/rel",
         "/etc/self/group",
@@ -553,17 +583,14 @@ mod tests {
         let dir = hostile_tree();
         let root = File::open(dir.path().join("root")).unwrap();
         let paths = HOSTILE_PATHS;
-        let how = OpenHow::new()
-            .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
-            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
         let mut compared = 0;
         for &path in paths {
             let ours = open_in_root_by_steps(&root, path).map(|fd| identity(&fd));
-            match openat2(root.as_raw_fd(), path, how) {
+            // Retried as the wrapper retries it: another test renames files.
+            match openat2_in_root(&root, path) {
                 Err(Errno::ENOSYS) => return eprintln!("SKIP: no openat2 to compare with"),
                 kernel => {
-                    // SAFETY: openat2 returned a new descriptor that nothing else owns.
-                    let kernel = kernel.map(|fd| identity(&unsafe { OwnedFd::from_raw_fd(fd) }));
+                    let kernel = kernel.map(|fd| identity(&fd));
                     assert_eq!(ours, kernel, "{path}");
                     compared += 1;
                 }
@@ -589,6 +616,7 @@ mod tests {
         };
         assert_eq!(read("/etc/group").unwrap(), "g");
         assert_eq!(read("/etc/chain1").unwrap(), "g");
+        assert_eq!(read("/etc/bytes").unwrap(), "bytes");
         assert_eq!(read("/etc/abs").unwrap(), "image");
         assert_eq!(read("/etc/rel").unwrap(), "image");
         assert_eq!(read("/../../outside").unwrap(), "image");
@@ -682,15 +710,23 @@ mod tests {
         symlink("/real/etc", r.join("etc")).unwrap();
         symlink("../../../../config", r.join("real/link")).unwrap();
         let got = resolve_in_root(r, "/etc/group").unwrap();
-        assert_eq!(got.path, "/real/etc/group");
+        assert_eq!(got.path, Path::new("/real/etc/group"));
         assert_eq!(
             got.visited,
-            ["/etc", "/real", "/real/etc", "/real/etc/group"]
+            ["/etc", "/real", "/real/etc", "/real/etc/group"].map(PathBuf::from)
         );
         // `..` stops at the root; a missing part ends the walk.
         let got = resolve_in_root(r, "/real/link/group").unwrap();
-        assert_eq!(got.path, "/config/group");
-        assert_eq!(resolve_in_root(r, "/x/../../y").unwrap().path, "/y");
+        assert_eq!(got.path, Path::new("/config/group"));
+        assert_eq!(
+            resolve_in_root(r, "/x/../../y").unwrap().path,
+            Path::new("/y")
+        );
+        // A target that is not UTF-8 leads where its bytes say.
+        let not_utf8 = Path::new("/").join(OsString::from_vec(b"real/etc/\xffgroup".to_vec()));
+        std::fs::write(r.join(not_utf8.strip_prefix("/").unwrap()), "").unwrap();
+        symlink(&not_utf8, r.join("bytes")).unwrap();
+        assert_eq!(resolve_in_root(r, "/bytes").unwrap().path, not_utf8);
         symlink("loop", r.join("loop")).unwrap();
         assert!(resolve_in_root(r, "/loop").is_err());
     }

@@ -105,6 +105,22 @@ fn cases() -> Vec<Case> {
             Runs("1000 50000 60000"),
         ),
         case(
+            "symlink with a target that is not UTF-8",
+            &[1000, 50000, 60000],
+            |root, _| {
+                use std::os::unix::ffi::OsStringExt;
+                let target = std::ffi::OsString::from_vec(b"real-\xff-group".to_vec());
+                write(
+                    &root.join("etc").join(&target),
+                    b"group-in-image:x:50000:alice\n",
+                );
+                let g = root.join("etc/group");
+                let _ = std::fs::remove_file(&g);
+                symlink(&target, g).unwrap();
+            },
+            Runs("1000 60000"),
+        ),
+        case(
             "symlink loop",
             &[1000, 50000],
             |root, _| {
