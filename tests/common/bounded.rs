@@ -4,7 +4,7 @@
 //! A hang of the wrapper, of the runtime it executes or of a container would
 //! otherwise stall the whole suite until CI's limit, with nothing to show.
 
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long a container command of the suite may take. Each takes well under
@@ -13,13 +13,14 @@ pub const DEADLINE: Duration = Duration::from_secs(60);
 
 /// Runs `cmd` and waits for it at most `deadline`. Its stdout and stderr go
 /// to files, not pipes: a container that keeps them open after its runtime
-/// exits cannot stall the read. On a hang it panics with the process tree
-/// below `cmd` (each process's state, kernel wait channel, pending and
-/// blocked signals, kernel stack), after killing that tree.
+/// exits cannot stall the read. On a hang it prints the process tree below
+/// `cmd` (each process's state, kernel wait channel, pending and blocked
+/// signals, kernel stack), kills that tree and panics.
 pub fn output_within(mut cmd: Command, deadline: Duration) -> Output {
     let out_file = tempfile::NamedTempFile::new().unwrap();
     let err_file = tempfile::NamedTempFile::new().unwrap();
-    cmd.stdout(out_file.reopen().unwrap())
+    cmd.stdin(Stdio::null())
+        .stdout(out_file.reopen().unwrap())
         .stderr(err_file.reopen().unwrap());
     let mut child = cmd
         .spawn()
@@ -44,20 +45,26 @@ pub fn output_within(mut cmd: Command, deadline: Duration) -> Output {
             }
         }
         if start.elapsed() > deadline {
+            // Shown before the kill: a process the kill cannot reach (in
+            // uninterruptible sleep, frozen) would keep the wait below.
             let pids = tree(child.id());
             let shown: Vec<String> = pids.iter().map(|&pid| describe(pid)).collect();
+            eprintln!(
+                "hung for {deadline:?}: {cmd:?}\nits processes (now killed):\n{}\nstderr so far: {}",
+                shown.join("\n"),
+                String::from_utf8_lossy(&std::fs::read(err_file.path()).unwrap_or_default())
+            );
             for &pid in &pids {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid as i32),
                     nix::sys::signal::Signal::SIGKILL,
                 );
             }
-            let _ = child.wait();
-            panic!(
-                "hung for {deadline:?}: {cmd:?}\nits processes, killed now:\n{}\nstderr so far: {}",
-                shown.join("\n"),
-                String::from_utf8_lossy(&std::fs::read(err_file.path()).unwrap_or_default())
-            );
+            let killed = Instant::now();
+            while child.try_wait().unwrap().is_none() && killed.elapsed() < KILL_WAIT {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            panic!("hung for {deadline:?}: {cmd:?} (its processes are shown above)");
         }
         std::thread::sleep(Duration::from_millis(5));
     };
@@ -67,6 +74,9 @@ pub fn output_within(mut cmd: Command, deadline: Duration) -> Output {
         stderr: std::fs::read(err_file.path()).unwrap(),
     }
 }
+
+/// How long a killed command is waited for before the test fails anyway.
+const KILL_WAIT: Duration = Duration::from_secs(5);
 
 /// How long a runtime may leave its exited container unreaped before it is
 /// taken to have missed the SIGCHLD (and how often that is looked at).
@@ -98,8 +108,10 @@ fn state_of(pid: u32) -> Option<char> {
 /// `/proc/PID/stat` from its third field (state, parent, ...): the command
 /// name before it may hold spaces and parentheses, so it ends at the last ')'.
 fn stat_fields(pid: u32) -> Option<String> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    Some(stat[stat.rfind(')')? + 2..].to_string())
+    // Bytes: a command name cut at 15 bytes may end inside a UTF-8 sequence.
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.iter().rposition(|&b| b == b')')? + 2;
+    Some(String::from_utf8_lossy(stat.get(after..)?).into_owned())
 }
 
 /// `root` and every process descending from it (by parent pid), root first.
@@ -128,7 +140,9 @@ fn parent_of(pid: u32) -> Option<u32> {
 /// One process: its command line, and for each of its threads the state,
 /// wait channel and signal masks, then its kernel stack.
 fn describe(pid: u32) -> String {
-    let read = |path: String| std::fs::read_to_string(path).unwrap_or_default();
+    let read = |path: String| {
+        String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned()
+    };
     let cmdline = read(format!("/proc/{pid}/cmdline")).replace('\0', " ");
     let mut out = format!("pid {pid}: {}", cmdline.trim());
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
