@@ -18,8 +18,9 @@ use anyhow::{Context, Result};
 use crate::caller::Caller;
 use crate::containerd;
 use crate::groups::{self, Rules};
+use crate::lexical::Runtime;
 use crate::policy::Allowed;
-use crate::rootfs::Rootfs;
+use crate::rootfs::{Rootfs, RootfsError};
 use crate::spec::Config;
 
 /// The most the wrapper reads of an image's `/etc/passwd` or `/etc/group`.
@@ -87,22 +88,54 @@ pub fn for_create(
 
 /// The groups the image grants the process user, as the CRI runtime that
 /// wrote the spec computed them (both runtimes' rules when the caller is
-/// not known).
+/// not known): from `/etc/passwd` and `/etc/group` as the kernel resolves
+/// them in the rootfs, and, where a runtime's own resolution of either
+/// leads elsewhere (see [`crate::lexical`]), from the files it reads too.
 fn image_groups(rootfs: &Rootfs, config: &Config, caller: Caller) -> Result<BTreeSet<u32>> {
     let root = rootfs.path()?.display();
-    let read = |file: &str| {
-        rootfs
-            .read(file, IMAGE_FILE_CAP)
-            .with_context(|| format!("recomputing image groups from {root}"))
-    };
+    let context = || format!("recomputing image groups from {root}");
+    let uid = config.user.uid;
+    let read = |file: &str| rootfs.read(file, IMAGE_FILE_CAP).with_context(context);
     let (passwd, group) = (read("/etc/passwd")?, read("/etc/group")?);
     let rules = match caller {
         Caller::Containerd => Rules::Containerd,
         Caller::Crio => Rules::Crio,
         Caller::Unknown => Rules::Both,
     };
-    groups::image_groups(passwd.as_deref(), group.as_deref(), config.user.uid, rules)
-        .with_context(|| format!("recomputing image groups from {root}"))
+    let mut out = groups::image_groups(passwd.as_deref(), group.as_deref(), uid, rules)
+        .with_context(context)?;
+    let runtimes: &[(Runtime, Rules)] = match caller {
+        Caller::Containerd => &[(Runtime::Containerd, Rules::Containerd)],
+        Caller::Crio => &[(Runtime::Crio, Rules::Crio)],
+        Caller::Unknown => &[
+            (Runtime::Containerd, Rules::Containerd),
+            (Runtime::Crio, Rules::Crio),
+        ],
+    };
+    for &(runtime, rules) in runtimes {
+        let read_as = |file: &str| rootfs.read_as(runtime, file, IMAGE_FILE_CAP);
+        let (their_passwd, their_group) = match (read_as("/etc/passwd"), read_as("/etc/group")) {
+            (Ok(passwd), Ok(group)) => (passwd, group),
+            // That runtime's walk fails (its create would have failed too):
+            // with the caller unknown, the other runtime wrote the spec.
+            (Err(RootfsError::AsRuntime(..)), _) | (_, Err(RootfsError::AsRuntime(..)))
+                if caller == Caller::Unknown =>
+            {
+                continue;
+            }
+            (Err(e), _) | (_, Err(e)) => return Err(e).with_context(context),
+        };
+        if their_passwd.is_none() && their_group.is_none() {
+            continue;
+        }
+        let passwd = their_passwd.unwrap_or_else(|| passwd.clone());
+        let group = their_group.unwrap_or_else(|| group.clone());
+        out.extend(
+            groups::image_groups(passwd.as_deref(), group.as_deref(), uid, rules)
+                .with_context(context)?,
+        );
+    }
+    Ok(out)
 }
 
 /// The container's rootfs: `root.path`, relative to the bundle unless absolute.

@@ -6,7 +6,8 @@
 //! (image passwd/group parsing), [`spec`] (reading and rewriting the spec).
 //! Shell around it: [`wrapper`] (the flow of one invocation), [`caller`] (who
 //! runs us, and whose annotations count), [`declared`] and [`containerd`]
-//! (where D comes from), [`rootfs`] (safe reads in an image), [`namelookup`]
+//! (where D comes from), [`rootfs`] (safe reads in an image), [`lexical`]
+//! (how containerd and CRI-O resolve an image path), [`namelookup`]
 //! (runc's group-name look-up), [`specfile`] (load, retain gids, flush),
 //! [`state`] (a running container's bundle), [`atomic`], [`config`], [`log`],
 //! [`runtime`].
@@ -24,6 +25,7 @@ pub mod explain;
 pub mod groups;
 pub mod grpc;
 pub mod hpack;
+pub mod lexical;
 pub mod log;
 pub mod namelookup;
 pub mod plan;

@@ -24,6 +24,8 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use nix::errno::Errno;
+
+use crate::lexical::{self, Runtime};
 use nix::fcntl::{AtFlags, OFlag, OpenHow, ResolveFlag, openat2};
 use nix::sys::stat::{FileStat, Mode, SFlag, fstat};
 
@@ -40,6 +42,8 @@ pub enum RootfsError {
     TooLarge(String, u64),
     #[error("resolving {0} in the image: {1}")]
     Resolve(String, io::Error),
+    #[error("resolving {0} in the image as {1} does: {2}")]
+    AsRuntime(String, Runtime, io::Error),
     #[error("reading {0} in the image: {1}")]
     Io(String, io::Error),
 }
@@ -74,6 +78,10 @@ pub struct Rootfs {
     path: Option<PathBuf>,
     dir: OnceCell<File>,
     files: RefCell<Vec<(String, FileBytes)>>,
+    /// Files read where a runtime's own resolution led, by in-root path.
+    resolved_files: RefCell<HashMap<Vec<u8>, FileBytes>>,
+    /// A runtime walk's `lstat`s: a symlink's target, or None for anything else.
+    walked: RefCell<HashMap<Vec<u8>, lexical::Found>>,
     steps: RefCell<HashMap<PathBuf, Step>>,
     acls: RefCell<HashMap<PathBuf, Option<Vec<u8>>>>,
 }
@@ -85,6 +93,8 @@ impl Rootfs {
             path,
             dir: OnceCell::new(),
             files: RefCell::default(),
+            resolved_files: RefCell::default(),
+            walked: RefCell::default(),
             steps: RefCell::default(),
             acls: RefCell::default(),
         }
@@ -110,11 +120,58 @@ impl Rootfs {
         if let Some((_, data)) = self.files.borrow().iter().find(|(f, _)| f == file) {
             return Ok(data.clone());
         }
-        let data: FileBytes = read_at(self.dir()?, file, cap)?.map(Rc::from);
+        let data: FileBytes =
+            read_at(self.dir()?, file.as_bytes(), Links::Follow, cap)?.map(Rc::from);
         self.files
             .borrow_mut()
             .push((file.to_string(), data.clone()));
         Ok(data)
+    }
+
+    /// Reads `file` where `runtime`'s own resolution of it leads (see
+    /// [`crate::lexical`]), at most `cap` bytes, that path's symlinks
+    /// refused (the walk found none; one there now is a race, and an error).
+    /// `Ok(None)` when that is `file` itself, reached without a symlink: the
+    /// kernel's [`Rootfs::read`] of `file` reads the same file.
+    /// `Ok(Some(None))` when the file is not there (ENOENT, ENOTDIR).
+    pub fn read_as(
+        &self,
+        runtime: Runtime,
+        file: &str,
+        cap: u64,
+    ) -> Result<Option<FileBytes>, RootfsError> {
+        let root = self.dir()?;
+        let mut lstat = |path: &[u8]| self.walk_lstat(root, path);
+        let resolved = match runtime {
+            Runtime::Containerd => lexical::containerd_root_path(file.as_bytes(), &mut lstat),
+            Runtime::Crio => lexical::crio_secure_join(file.as_bytes(), &mut lstat),
+        }
+        .map_err(|e| RootfsError::AsRuntime(file.to_string(), runtime, e.into()))?;
+        if !resolved.followed_links && resolved.path == file.as_bytes() {
+            return Ok(None);
+        }
+        if let Some(data) = self.resolved_files.borrow().get(&resolved.path) {
+            return Ok(Some(data.clone()));
+        }
+        let data: FileBytes = read_at(root, &resolved.path, Links::Refuse, cap)?.map(Rc::from);
+        self.resolved_files
+            .borrow_mut()
+            .insert(resolved.path, data.clone());
+        Ok(Some(data))
+    }
+
+    /// `lstat` of the clean in-root path `path` as a runtime's walk does it
+    /// on the host, `root + path` (see [`walk_lstat_at`]): a symlink's
+    /// target, or None for anything else; remembered.
+    fn walk_lstat(&self, root: &File, path: &[u8]) -> lexical::Found {
+        if let Some(known) = self.walked.borrow().get(path) {
+            return known.clone();
+        }
+        let found = walk_lstat_at(root, path);
+        self.walked
+            .borrow_mut()
+            .insert(path.to_vec(), found.clone());
+        found
     }
 
     /// `lstat` of the in-root path `path`, whose every directory was found
@@ -217,19 +274,25 @@ impl Rootfs {
 /// Reads `path` (absolute inside the image, e.g. `/etc/group`) from the
 /// rootfs directory `root_fd`. `Ok(None)` when the file (or a directory on
 /// its way) does not exist.
-fn read_at(root_fd: &File, path: &str, cap: u64) -> Result<Option<Vec<u8>>, RootfsError> {
-    let fd = match open_in_root(root_fd, path) {
+fn read_at(
+    root_fd: &File,
+    path: &[u8],
+    links: Links,
+    cap: u64,
+) -> Result<Option<Vec<u8>>, RootfsError> {
+    let shown = || String::from_utf8_lossy(path).into_owned();
+    let fd = match open_in_root(root_fd, path, links) {
         Ok(fd) => fd,
         Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => return Ok(None),
-        Err(e) => return Err(Io(path.to_string(), e.into())),
+        Err(e) => return Err(Io(shown(), e.into())),
     };
-    let stat = fstat(fd.as_raw_fd()).map_err(|e| Io(path.to_string(), e.into()))?;
+    let stat = fstat(fd.as_raw_fd()).map_err(|e| Io(shown(), e.into()))?;
     let kind = SFlag::from_bits_truncate(stat.st_mode) & SFlag::S_IFMT;
     if kind != SFlag::S_IFREG {
-        return Err(RootfsError::NotRegular(path.to_string(), kind_name(kind)));
+        return Err(RootfsError::NotRegular(shown(), kind_name(kind)));
     }
     if stat.st_size as u64 > cap {
-        return Err(RootfsError::TooLarge(path.to_string(), cap));
+        return Err(RootfsError::TooLarge(shown(), cap));
     }
     // Reopen the very inode the O_PATH descriptor holds, for reading.
     let reopened = nix::fcntl::open(
@@ -237,31 +300,67 @@ fn read_at(root_fd: &File, path: &str, cap: u64) -> Result<Option<Vec<u8>>, Root
         OFlag::O_RDONLY | OFlag::O_CLOEXEC | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
         Mode::empty(),
     )
-    .map_err(|e| Io(path.to_string(), e.into()))?;
+    .map_err(|e| Io(shown(), e.into()))?;
     let file = unsafe { File::from_raw_fd(reopened) };
     let mut data = Vec::with_capacity(stat.st_size.max(0) as usize);
     // The size may change under us: never read past the cap.
     file.take(cap + 1)
         .read_to_end(&mut data)
-        .map_err(|e| Io(path.to_string(), e))?;
+        .map_err(|e| Io(shown(), e))?;
     if data.len() as u64 > cap {
-        return Err(RootfsError::TooLarge(path.to_string(), cap));
+        return Err(RootfsError::TooLarge(shown(), cap));
     }
     Ok(Some(data))
 }
 
 use RootfsError::{Io, Root};
 
+/// [`Rootfs::walk_lstat`] from the rootfs directory `root`: the parent is
+/// resolved as the host resolves it from the rootfs (a runtime's walk can
+/// `lstat` through a directory that is a link, containerd's after a link to
+/// a link), a path the host would follow out of the rootfs refused (EXDEV).
+fn walk_lstat_at(root: &File, path: &[u8]) -> lexical::Found {
+    let cut = path.iter().rposition(|&b| b == b'/').ok_or(Errno::EINVAL)?;
+    let (parent, name) = (&path[..cut], &path[cut + 1..]);
+    let parent_fd;
+    let dir = if parent.is_empty() {
+        root.as_raw_fd()
+    } else {
+        parent_fd = open_in_root(root, parent, Links::Beneath)?;
+        parent_fd.as_raw_fd()
+    };
+    let st = nix::sys::stat::fstatat(Some(dir), name, AtFlags::AT_SYMLINK_NOFOLLOW)?;
+    if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFLNK {
+        return Ok(None);
+    }
+    Ok(Some(nix::fcntl::readlinkat(Some(dir), name)?.into_vec()))
+}
+
 /// How many times an `openat2` that met a rename or mount is tried again.
 const OPENAT2_TRIES: usize = 32;
+
+/// How a resolution in the root takes symlinks.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Links {
+    /// As the kernel in a container takes them: absolute targets from the
+    /// root, `..` stopping at it.
+    Follow,
+    /// Refused with ELOOP: for a path a runtime's own walk found free of
+    /// them (see [`crate::lexical`]).
+    Refuse,
+    /// As the host takes them from the rootfs directory: relative targets
+    /// followed, an absolute one or a `..` above the rootfs refused with
+    /// EXDEV (the host would leave the rootfs there).
+    Beneath,
+}
 
 /// `path` opened `O_PATH` inside the root `root_fd` by the kernel
 /// ([`openat2_in_root`]), or by [`open_in_root_by_steps`] where the kernel
 /// has no `openat2` or keeps meeting renames and mounts: the step-by-step
 /// resolution holds each directory it walks through and meets no such race.
-fn open_in_root(root_fd: &File, path: &str) -> Result<OwnedFd, Errno> {
-    match openat2_in_root(root_fd, path) {
-        Err(Errno::ENOSYS) | Err(Errno::EAGAIN) => open_in_root_by_steps(root_fd, path),
+fn open_in_root(root_fd: &File, path: &[u8], links: Links) -> Result<OwnedFd, Errno> {
+    match openat2_in_root(root_fd, path, links) {
+        Err(Errno::ENOSYS) | Err(Errno::EAGAIN) => open_in_root_by_steps(root_fd, path, links),
         opened => opened,
     }
 }
@@ -272,10 +371,23 @@ fn open_in_root(root_fd: &File, path: &str) -> Result<OwnedFd, Errno> {
 /// inside the root): on a node that starts containers mounts happen all the
 /// time, so an image whose `/etc/group` resolves through `..` would fail
 /// now and then. The call is tried again, [`OPENAT2_TRIES`] times in all.
-fn openat2_in_root(root_fd: &File, path: &str) -> Result<OwnedFd, Errno> {
+fn openat2_in_root(root_fd: &File, path: &[u8], links: Links) -> Result<OwnedFd, Errno> {
+    let scope = match links {
+        Links::Follow => ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+        Links::Refuse => ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_SYMLINKS,
+        Links::Beneath => ResolveFlag::RESOLVE_BENEATH | ResolveFlag::RESOLVE_NO_MAGICLINKS,
+    };
+    // RESOLVE_BENEATH refuses an absolute path: the root is where it starts.
+    let path = match links {
+        Links::Beneath => match path.iter().position(|&b| b != b'/') {
+            Some(start) => &path[start..],
+            None => b".".as_slice(),
+        },
+        _ => path,
+    };
     let how = OpenHow::new()
         .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
-        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        .resolve(scope);
     let mut tries = 1;
     loop {
         match openat2(root_fd.as_raw_fd(), path, how) {
@@ -302,7 +414,7 @@ fn components(path: &[u8]) -> std::collections::VecDeque<Vec<u8>> {
 /// (absolute targets from the root), and `..` pops the stack of held
 /// directories, stopping at the root. Nothing is ever resolved by the kernel
 /// across more than one component, so nothing leads out of the root.
-fn open_in_root_by_steps(root: &File, path: &str) -> Result<OwnedFd, Errno> {
+fn open_in_root_by_steps(root: &File, path: &[u8], links: Links) -> Result<OwnedFd, Errno> {
     if path.is_empty() {
         return Err(Errno::ENOENT);
     }
@@ -320,8 +432,8 @@ fn open_in_root_by_steps(root: &File, path: &str) -> Result<OwnedFd, Errno> {
     // The directories walked through, the root first; the last is the
     // current directory.
     let mut dirs: Vec<OwnedFd> = vec![root_dir];
-    let mut todo = components(path.as_bytes());
-    let mut links = 0;
+    let mut todo = components(path);
+    let mut followed = 0;
     while let Some(part) = todo.pop_front() {
         match part.as_slice() {
             b"" | b"." => {
@@ -333,6 +445,8 @@ fn open_in_root_by_steps(root: &File, path: &str) -> Result<OwnedFd, Errno> {
             b".." => {
                 if dirs.len() > 1 {
                     dirs.pop();
+                } else if links == Links::Beneath {
+                    return Err(Errno::EXDEV);
                 }
                 if todo.is_empty() {
                     return reopen(dirs.last().expect("the root stays"));
@@ -352,13 +466,16 @@ fn open_in_root_by_steps(root: &File, path: &str) -> Result<OwnedFd, Errno> {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         let kind = SFlag::from_bits_truncate(fstat(fd.as_raw_fd())?.st_mode) & SFlag::S_IFMT;
         if kind == SFlag::S_IFLNK {
-            links += 1;
-            if links > MAX_LINKS {
+            followed += 1;
+            if links == Links::Refuse || followed > MAX_LINKS {
                 return Err(Errno::ELOOP);
             }
             // An O_PATH descriptor of a symlink reads with an empty path.
             let target = nix::fcntl::readlinkat(Some(fd.as_raw_fd()), "")?.into_vec();
             if target.starts_with(b"/") {
+                if links == Links::Beneath {
+                    return Err(Errno::EXDEV);
+                }
                 dirs.truncate(1);
             }
             for (i, p) in components(&target).into_iter().enumerate() {
@@ -585,9 +702,10 @@ mod tests {
         let paths = HOSTILE_PATHS;
         let mut compared = 0;
         for &path in paths {
-            let ours = open_in_root_by_steps(&root, path).map(|fd| identity(&fd));
+            let ours = open_in_root_by_steps(&root, path.as_bytes(), Links::Follow)
+                .map(|fd| identity(&fd));
             // Retried as the wrapper retries it: another test renames files.
-            match openat2_in_root(&root, path) {
+            match openat2_in_root(&root, path.as_bytes(), Links::Follow) {
                 Err(Errno::ENOSYS) => return eprintln!("SKIP: no openat2 to compare with"),
                 kernel => {
                     let kernel = kernel.map(|fd| identity(&fd));
@@ -606,7 +724,7 @@ mod tests {
         let dir = hostile_tree();
         let root = File::open(dir.path().join("root")).unwrap();
         let read = |path: &str| -> Result<String, Errno> {
-            let fd = open_in_root_by_steps(&root, path)?;
+            let fd = open_in_root_by_steps(&root, path.as_bytes(), Links::Follow)?;
             let mut s = String::new();
             File::open(format!("/proc/self/fd/{}", fd.as_raw_fd()))
                 .unwrap()
@@ -659,13 +777,61 @@ mod tests {
         let root_fd = File::open(&root).unwrap();
         let failed = (0..3000)
             .filter(|_| {
-                read_at(&root_fd, "/etc/group", 16).map_err(|e| e.to_string())
+                read_at(&root_fd, b"/etc/group", Links::Follow, 16).map_err(|e| e.to_string())
                     != Ok(Some(b"g".to_vec()))
             })
             .count();
         stop.store(true, std::sync::atomic::Ordering::Relaxed);
         renamer.join().unwrap();
         assert_eq!(failed, 0, "reads that failed while files were renamed");
+    }
+
+    /// Where containerd's and CRI-O's own walks lead elsewhere than the
+    /// kernel, `read_as` reads their file; where they lead to the path
+    /// itself, it says so; a walk the host would follow out of the rootfs
+    /// is refused.
+    #[test]
+    fn a_runtime_walk_reads_what_the_runtime_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        for d in ["etc", "c", "x", "y"] {
+            std::fs::create_dir_all(r.join(d)).unwrap();
+        }
+        std::fs::write(r.join("etc/passwd"), "p").unwrap();
+        std::fs::write(r.join("etc/grp"), "dotdot").unwrap();
+        symlink("nope/../grp", r.join("etc/group")).unwrap();
+        // containerd lstats /b/grp on the host, through b -> c.
+        std::fs::write(r.join("c/grp"), "chain").unwrap();
+        symlink("/a/grp", r.join("x/group")).unwrap();
+        symlink("b", r.join("a")).unwrap();
+        symlink("c", r.join("b")).unwrap();
+        // ... and /e/grp through e -> /abs: the host's /abs.
+        symlink("/d/grp", r.join("y/group")).unwrap();
+        symlink("e", r.join("d")).unwrap();
+        symlink("/abs", r.join("e")).unwrap();
+        let rootfs = Rootfs::new(Some(r.to_path_buf()));
+        let read_as = |runtime, file| {
+            rootfs
+                .read_as(runtime, file, 1 << 20)
+                .map(|read| read.map(|bytes| bytes.map(|b| b.to_vec())))
+        };
+        assert!(rootfs.read("/etc/group", 1 << 20).unwrap().is_none());
+        for runtime in [Runtime::Containerd, Runtime::Crio] {
+            assert_eq!(
+                read_as(runtime, "/etc/group").unwrap(),
+                Some(Some(b"dotdot".to_vec()))
+            );
+            assert_eq!(read_as(runtime, "/etc/passwd").unwrap(), None);
+            assert_eq!(read_as(runtime, "/etc/none").unwrap(), None);
+        }
+        assert_eq!(
+            read_as(Runtime::Containerd, "/x/group").unwrap(),
+            Some(Some(b"chain".to_vec()))
+        );
+        assert!(matches!(
+            read_as(Runtime::Containerd, "/y/group"),
+            Err(RootfsError::AsRuntime(..))
+        ));
     }
 
     /// One rootfs, many questions: each file read once (the second read

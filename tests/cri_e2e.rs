@@ -155,6 +155,19 @@ fn scenarios() -> Vec<Scenario> {
             1000,
             &[50000],
         ),
+        // containerd finds /etc/group by its own walk, which applies `..`
+        // to the text: `nope/../grp` is /etc/grp though /etc/nope does not
+        // exist (the kernel finds nothing there).
+        base(
+            "etc-group-through-a-missing-dir",
+            image("dotdot")
+                .file("/etc/passwd", PASSWD)
+                .file("/etc/grp", KEP_GROUP)
+                .symlink("/etc/group", "nope/../grp"),
+            pod("dotdot", Some(1000), &[60000]),
+            1000,
+            &[50000],
+        ),
         base(
             "user-name-differs-from-uid",
             image("bob")

@@ -69,6 +69,15 @@ fn write(path: &Path, data: &[u8]) {
     std::fs::write(path, data).unwrap();
 }
 
+/// Makes `/etc/group` a symlink to `target`, and `/etc/grp` the file that
+/// puts alice in 50000.
+fn link_group_to(root: &Path, target: &str) {
+    write(&root.join("etc/grp"), b"group-in-image:x:50000:alice\n");
+    let g = root.join("etc/group");
+    let _ = std::fs::remove_file(&g);
+    symlink(target, g).unwrap();
+}
+
 /// The matrix. `plant(rootfs, host_file)` shapes the image; A is what the
 /// CRI runtime would have written.
 fn cases() -> Vec<Case> {
@@ -117,6 +126,40 @@ fn cases() -> Vec<Case> {
                 let g = root.join("etc/group");
                 let _ = std::fs::remove_file(&g);
                 symlink(&target, g).unwrap();
+            },
+            Runs("1000 60000"),
+        ),
+        // Shapes that containerd's and CRI-O's own walks read as /etc/grp
+        // (they apply `..` and a trailing slash to the text) where the
+        // kernel finds nothing: the group there is an image group.
+        case(
+            "symlink through a missing directory and ..",
+            &[1000, 50000, 60000],
+            |root, _| link_group_to(root, "nope/../grp"),
+            Runs("1000 60000"),
+        ),
+        case(
+            "symlink through a file and ..",
+            &[1000, 50000, 60000],
+            |root, _| {
+                write(&root.join("etc/hostname"), b"image\n");
+                link_group_to(root, "hostname/../grp");
+            },
+            Runs("1000 60000"),
+        ),
+        case(
+            "symlink with a trailing slash",
+            &[1000, 50000, 60000],
+            |root, _| link_group_to(root, "grp/"),
+            Runs("1000 60000"),
+        ),
+        // containerd joins `sub/..` by text before it looks at `sub`.
+        case(
+            "symlink through a link and ..",
+            &[1000, 50000, 60000],
+            |root, _| {
+                symlink("/usr/x", root.join("etc/sub")).unwrap();
+                link_group_to(root, "sub/../grp");
             },
             Runs("1000 60000"),
         ),
