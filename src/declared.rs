@@ -20,7 +20,7 @@ use crate::containerd;
 use crate::groups::{self, Rules};
 use crate::lexical::Runtime;
 use crate::policy::Allowed;
-use crate::rootfs::{Rootfs, RootfsError};
+use crate::rootfs::Rootfs;
 use crate::spec::Config;
 
 /// The most the wrapper reads of an image's `/etc/passwd` or `/etc/group`.
@@ -113,18 +113,15 @@ fn image_groups(rootfs: &Rootfs, config: &Config, caller: Caller) -> Result<BTre
         ],
     };
     for &(runtime, rules) in runtimes {
-        let read_as = |file: &str| rootfs.read_as(runtime, file, IMAGE_FILE_CAP);
-        let (their_passwd, their_group) = match (read_as("/etc/passwd"), read_as("/etc/group")) {
-            (Ok(passwd), Ok(group)) => (passwd, group),
-            // That runtime's walk fails (its create would have failed too):
-            // with the caller unknown, the other runtime wrote the spec.
-            (Err(RootfsError::AsRuntime(..)), _) | (_, Err(RootfsError::AsRuntime(..)))
-                if caller == Caller::Unknown =>
-            {
-                continue;
-            }
-            (Err(e), _) | (_, Err(e)) => return Err(e).with_context(context),
+        // A walk that fails here fails the create (fail closed): the
+        // emulation refuses what the host would do outside the rootfs, so
+        // its error is not proof that the runtime's walk failed too.
+        let read_as = |file: &str| {
+            rootfs
+                .read_as(runtime, file, IMAGE_FILE_CAP)
+                .with_context(context)
         };
+        let (their_passwd, their_group) = (read_as("/etc/passwd")?, read_as("/etc/group")?);
         if their_passwd.is_none() && their_group.is_none() {
             continue;
         }

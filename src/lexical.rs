@@ -17,6 +17,7 @@
 //! Pure: the file system is the `lstat` passed in, which answers for an
 //! in-root path whether it is a symlink (and its target).
 
+use std::collections::VecDeque;
 use std::fmt;
 
 use nix::errno::Errno;
@@ -57,6 +58,14 @@ pub struct Resolution {
 /// The most symlinks either runtime follows.
 const MAX_LINKS: usize = 255;
 
+/// The deepest continuity's recursive walk is taken here: two levels per
+/// component of the path a pass starts from. That path is a link's target
+/// (under 4096 bytes, so 2048 components) or a directory its host `lstat`
+/// took (under 4096 bytes, else ENAMETOOLONG fails containerd's create)
+/// joined to one. An image that gets past 4096 components is refused, never
+/// walked into a stack overflow.
+const MAX_DEPTH: usize = 2 * 4096;
+
 /// continuity's `RootPath(root, path)`: each pass walks the whole path, a
 /// symlink's target replacing the link's text, until a pass follows none.
 /// A missing component is taken as a plain name; any other `lstat` error
@@ -73,7 +82,7 @@ pub fn containerd_root_path(path: &[u8], lstat: &mut Lstat) -> Result<Resolution
     let mut links = 0;
     loop {
         let before = links;
-        path = walk_links(&path, &mut links, lstat)?;
+        path = walk_links(&path, &mut links, lstat, 0)?;
         if links == before {
             let joined = join(b"/", &path);
             if joined == path {
@@ -110,7 +119,15 @@ fn walk_link(path: &[u8], links: &mut usize, lstat: &mut Lstat) -> Result<(Vec<u
 /// continuity's `walkLinks`: the directory part first (recursively), then
 /// the last component joined to it; a relative target is joined to the
 /// directory by text, an absolute one replaces the path.
-fn walk_links(path: &[u8], links: &mut usize, lstat: &mut Lstat) -> Result<Vec<u8>, Errno> {
+fn walk_links(
+    path: &[u8],
+    links: &mut usize,
+    lstat: &mut Lstat,
+    depth: usize,
+) -> Result<Vec<u8>, Errno> {
+    if depth > MAX_DEPTH {
+        return Err(Errno::ENAMETOOLONG);
+    }
     let (dir, file) = split(path);
     if dir.is_empty() {
         return Ok(walk_link(file, links, lstat)?.0);
@@ -120,9 +137,9 @@ fn walk_links(path: &[u8], links: &mut usize, lstat: &mut Lstat) -> Result<Vec<u
         if dir == b"/" {
             return Ok(dir.to_vec());
         }
-        return walk_links(&dir[..dir.len() - 1], links, lstat);
+        return walk_links(&dir[..dir.len() - 1], links, lstat, depth + 1);
     }
-    let new_dir = walk_links(dir, links, lstat)?;
+    let new_dir = walk_links(dir, links, lstat, depth + 1)?;
     let (new_path, is_link) = walk_link(&join(&new_dir, file), links, lstat)?;
     if !is_link || new_path.starts_with(b"/") {
         return Ok(new_path);
@@ -137,14 +154,16 @@ fn walk_links(path: &[u8], links: &mut usize, lstat: &mut Lstat) -> Result<Vec<u
 /// taken as a plain name; any other `lstat` error is an error.
 pub fn crio_secure_join(path: &[u8], lstat: &mut Lstat) -> Result<Resolution, Errno> {
     let mut current: Vec<u8> = Vec::new();
-    let mut remaining: Vec<u8> = path.to_vec();
+    // What is left of the path, as the components Go's loop takes from its
+    // string (all but an empty last one: "a/" is "a"). A link's target goes
+    // in front without copying the rest (up to 255 targets of 4 KiB each):
+    // Go's `dest + "/" + rest` gives dest's components, then the rest's.
+    let mut remaining: VecDeque<Vec<u8>> = path.split(|&b| b == b'/').map(<[u8]>::to_vec).collect();
+    if remaining.back().is_some_and(Vec::is_empty) {
+        remaining.pop_back();
+    }
     let mut links = 0;
-    while !remaining.is_empty() {
-        let (part, rest) = match remaining.iter().position(|&b| b == b'/') {
-            Some(i) => (remaining[..i].to_vec(), remaining[i + 1..].to_vec()),
-            None => (std::mem::take(&mut remaining), Vec::new()),
-        };
-        remaining = rest;
+    while let Some(part) = remaining.pop_front() {
         let next = clean(&[b"/".as_slice(), &current, b"/", &part].concat());
         if next == b"/" {
             current.clear();
@@ -161,7 +180,9 @@ pub fn crio_secure_join(path: &[u8], lstat: &mut Lstat) -> Result<Resolution, Er
                 if target.starts_with(b"/") {
                     current.clear();
                 }
-                remaining = [target.as_slice(), b"/", &remaining].concat();
+                for p in target.split(|&b| b == b'/').rev() {
+                    remaining.push_front(p.to_vec());
+                }
             }
         }
     }
@@ -272,6 +293,36 @@ mod tests {
         let containerd = show(containerd_root_path(path.as_bytes(), &mut lstat));
         let crio = show(crio_secure_join(path.as_bytes(), &mut lstat));
         (containerd, crio)
+    }
+
+    /// A path of more components than [`MAX_DEPTH`] is refused, not walked
+    /// into a stack overflow (on the wrapper's 8 MiB main stack); one of
+    /// 4000 is walked. CRI-O's walk takes 255 targets of 1601 components
+    /// each without copying what is left of the path for each.
+    #[test]
+    fn deep_paths_end_in_an_error_or_an_answer() {
+        let walk = |components: usize| {
+            std::thread::Builder::new()
+                .stack_size(8 << 20)
+                .spawn(move || {
+                    let path = "/a".repeat(components);
+                    let fs = Fs::new(&[], &[]);
+                    let mut lstat = |p: &[u8]| fs.lstat(p);
+                    containerd_root_path(path.as_bytes(), &mut lstat).map(|r| r.path.len())
+                })
+                .unwrap()
+                .join()
+                .unwrap()
+        };
+        assert_eq!(walk(4000), Ok(8000));
+        assert_eq!(walk(5000), Err(Errno::ENAMETOOLONG));
+        // /l -> x/../x/../ ... l: 256 times 1601 components, then ELOOP.
+        let target = format!("{}l", "x/../".repeat(800));
+        let mut lstat =
+            |p: &[u8]| -> Found { Ok((p == b"/l").then(|| target.as_bytes().to_vec())) };
+        let started = std::time::Instant::now();
+        assert_eq!(crio_secure_join(b"/l", &mut lstat), Err(Errno::ELOOP));
+        assert!(started.elapsed() < std::time::Duration::from_secs(20));
     }
 
     #[test]

@@ -141,7 +141,8 @@ impl Rootfs {
         cap: u64,
     ) -> Result<Option<FileBytes>, RootfsError> {
         let root = self.dir()?;
-        let mut lstat = |path: &[u8]| self.walk_lstat(root, path);
+        let root_len = self.path()?.as_os_str().len();
+        let mut lstat = |path: &[u8]| self.walk_lstat(root, root_len, path);
         let resolved = match runtime {
             Runtime::Containerd => lexical::containerd_root_path(file.as_bytes(), &mut lstat),
             Runtime::Crio => lexical::crio_secure_join(file.as_bytes(), &mut lstat),
@@ -162,15 +163,24 @@ impl Rootfs {
 
     /// `lstat` of the clean in-root path `path` as a runtime's walk does it
     /// on the host, `root + path` (see [`walk_lstat_at`]): a symlink's
-    /// target, or None for anything else; remembered.
-    fn walk_lstat(&self, root: &File, path: &[u8]) -> lexical::Found {
+    /// target, or None for anything else; remembered (the first
+    /// [`WALK_MEMO`] paths: a crafted image can make a walk `lstat` many
+    /// thousands). Where that host path would be too long for the kernel
+    /// (from this rootfs path, `root_len` bytes), ENAMETOOLONG, as the
+    /// runtime's `lstat` fails (its own mount of the image may have a
+    /// shorter path: then this refuses a little sooner).
+    fn walk_lstat(&self, root: &File, root_len: usize, path: &[u8]) -> lexical::Found {
+        if root_len + path.len() >= libc::PATH_MAX as usize {
+            return Err(Errno::ENAMETOOLONG);
+        }
         if let Some(known) = self.walked.borrow().get(path) {
             return known.clone();
         }
         let found = walk_lstat_at(root, path);
-        self.walked
-            .borrow_mut()
-            .insert(path.to_vec(), found.clone());
+        let mut walked = self.walked.borrow_mut();
+        if walked.len() < WALK_MEMO {
+            walked.insert(path.to_vec(), found.clone());
+        }
         found
     }
 
@@ -335,6 +345,10 @@ fn walk_lstat_at(root: &File, path: &[u8]) -> lexical::Found {
     }
     Ok(Some(nix::fcntl::readlinkat(Some(dir), name)?.into_vec()))
 }
+
+/// How many `lstat`s of the runtimes' walks a rootfs remembers: an ordinary
+/// image needs a handful; at most 4 KiB each.
+const WALK_MEMO: usize = 1024;
 
 /// How many times an `openat2` that met a rename or mount is tried again.
 const OPENAT2_TRIES: usize = 32;
