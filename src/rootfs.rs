@@ -12,6 +12,9 @@
 //! directory moved away meanwhile). The file is first opened with `O_PATH`,
 //! which neither blocks on a FIFO nor runs a device driver's open; only a
 //! regular file is then reopened for reading, and at most `cap` bytes are read.
+//! [`Rootfs::read_as`] reads where containerd's or CRI-O's own walk of the
+//! path leads instead (see [`crate::lexical`]): the files those runtimes
+//! took the image's groups from.
 
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
