@@ -158,7 +158,7 @@ pub fn crio_secure_join(path: &[u8], lstat: &mut Lstat) -> Result<Resolution, Er
     // string (all but an empty last one: "a/" is "a"). A link's target goes
     // in front without copying the rest (up to 255 targets of 4 KiB each):
     // Go's `dest + "/" + rest` gives dest's components, then the rest's.
-    let mut remaining: VecDeque<Vec<u8>> = path.split(|&b| b == b'/').map(<[u8]>::to_vec).collect();
+    let mut remaining = components(path);
     if remaining.back().is_some_and(Vec::is_empty) {
         remaining.pop_back();
     }
@@ -180,9 +180,7 @@ pub fn crio_secure_join(path: &[u8], lstat: &mut Lstat) -> Result<Resolution, Er
                 if target.starts_with(b"/") {
                     current.clear();
                 }
-                for p in target.split(|&b| b == b'/').rev() {
-                    remaining.push_front(p.to_vec());
-                }
+                prepend(&mut remaining, &target);
             }
         }
     }
@@ -190,6 +188,20 @@ pub fn crio_secure_join(path: &[u8], lstat: &mut Lstat) -> Result<Resolution, Er
         path: clean(&[b"/".as_slice(), &current].concat()),
         followed_links: links > 0,
     })
+}
+
+/// A path's components as bytes, as the kernel takes them: a symlink's
+/// target need not be UTF-8, and is followed as it is.
+pub fn components(path: &[u8]) -> VecDeque<Vec<u8>> {
+    path.split(|&b| b == b'/').map(<[u8]>::to_vec).collect()
+}
+
+/// Puts a symlink's target in front of what is left of a walk, without
+/// moving what is left.
+pub fn prepend(remaining: &mut VecDeque<Vec<u8>>, target: &[u8]) {
+    for part in target.split(|&b| b == b'/').rev() {
+        remaining.push_front(part.to_vec());
+    }
 }
 
 /// Go's `filepath.Clean` on '/' paths: repeated slashes, `.` and `x/..`

@@ -80,9 +80,8 @@ pub type FileBytes = Option<Rc<[u8]>>;
 pub struct Rootfs {
     path: Option<PathBuf>,
     dir: OnceCell<File>,
-    files: RefCell<Vec<(String, FileBytes)>>,
-    /// Files read where a runtime's own resolution led, by in-root path.
-    resolved_files: RefCell<HashMap<Vec<u8>, FileBytes>>,
+    /// Files read, by in-root path and how its symlinks were taken.
+    files: RefCell<HashMap<(Vec<u8>, Links), FileBytes>>,
     /// A runtime walk's `lstat`s: a symlink's target, or None for anything else.
     walked: RefCell<HashMap<Vec<u8>, lexical::Found>>,
     steps: RefCell<HashMap<PathBuf, Step>>,
@@ -96,7 +95,6 @@ impl Rootfs {
             path,
             dir: OnceCell::new(),
             files: RefCell::default(),
-            resolved_files: RefCell::default(),
             walked: RefCell::default(),
             steps: RefCell::default(),
             acls: RefCell::default(),
@@ -120,14 +118,17 @@ impl Rootfs {
     /// `cap` bytes; `Ok(None)` when it (or a directory on its way) does not
     /// exist. A second read of the same file returns the first one's bytes.
     pub fn read(&self, file: &str, cap: u64) -> Result<FileBytes, RootfsError> {
-        if let Some((_, data)) = self.files.borrow().iter().find(|(f, _)| f == file) {
+        self.read_once(file.as_bytes(), Links::Follow, cap)
+    }
+
+    /// [`read_at`] of this rootfs, each path (taken one way) read once.
+    fn read_once(&self, path: &[u8], links: Links, cap: u64) -> Result<FileBytes, RootfsError> {
+        let key = (path.to_vec(), links);
+        if let Some(data) = self.files.borrow().get(&key) {
             return Ok(data.clone());
         }
-        let data: FileBytes =
-            read_at(self.dir()?, file.as_bytes(), Links::Follow, cap)?.map(Rc::from);
-        self.files
-            .borrow_mut()
-            .push((file.to_string(), data.clone()));
+        let data: FileBytes = read_at(self.dir()?, path, links, cap)?.map(Rc::from);
+        self.files.borrow_mut().insert(key, data.clone());
         Ok(data)
     }
 
@@ -154,14 +155,7 @@ impl Rootfs {
         if !resolved.followed_links && resolved.path == file.as_bytes() {
             return Ok(None);
         }
-        if let Some(data) = self.resolved_files.borrow().get(&resolved.path) {
-            return Ok(Some(data.clone()));
-        }
-        let data: FileBytes = read_at(root, &resolved.path, Links::Refuse, cap)?.map(Rc::from);
-        self.resolved_files
-            .borrow_mut()
-            .insert(resolved.path, data.clone());
-        Ok(Some(data))
+        self.read_once(&resolved.path, Links::Refuse, cap).map(Some)
     }
 
     /// `lstat` of the clean in-root path `path` as a runtime's walk does it
@@ -357,7 +351,7 @@ const WALK_MEMO: usize = 1024;
 const OPENAT2_TRIES: usize = 32;
 
 /// How a resolution in the root takes symlinks.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Links {
     /// As the kernel in a container takes them: absolute targets from the
     /// root, `..` stopping at it.
@@ -382,7 +376,7 @@ fn open_in_root(root_fd: &File, path: &[u8], links: Links) -> Result<OwnedFd, Er
     }
 }
 
-/// `openat2(root, path, O_PATH, RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS)`.
+/// `openat2(root, path, O_PATH)` with the resolution `links` asks for.
 /// The kernel fails a lookup of `..` with EAGAIN when any rename or mount on
 /// the system happened meanwhile (it then cannot be sure that `..` stayed
 /// inside the root): on a node that starts containers mounts happen all the
@@ -419,12 +413,6 @@ fn openat2_in_root(root_fd: &File, path: &[u8], links: Links) -> Result<OwnedFd,
 /// The most symlinks one resolution follows, as the kernel's limit.
 const MAX_LINKS: usize = 40;
 
-/// A path's components as bytes, as the kernel takes them: a symlink's
-/// target need not be UTF-8, and is followed as it is.
-fn components(path: &[u8]) -> std::collections::VecDeque<Vec<u8>> {
-    path.split(|&b| b == b'/').map(<[u8]>::to_vec).collect()
-}
-
 /// `openat2(root, path, O_PATH, RESOLVE_IN_ROOT)` done in user space, one
 /// component at a time: every step is opened `O_NOFOLLOW` relative to a
 /// directory descriptor already held, a symlink's target is expanded here
@@ -449,7 +437,7 @@ fn open_in_root_by_steps(root: &File, path: &[u8], links: Links) -> Result<Owned
     // The directories walked through, the root first; the last is the
     // current directory.
     let mut dirs: Vec<OwnedFd> = vec![root_dir];
-    let mut todo = components(path);
+    let mut todo = lexical::components(path);
     let mut followed = 0;
     while let Some(part) = todo.pop_front() {
         match part.as_slice() {
@@ -495,9 +483,7 @@ fn open_in_root_by_steps(root: &File, path: &[u8], links: Links) -> Result<Owned
                 }
                 dirs.truncate(1);
             }
-            for (i, p) in components(&target).into_iter().enumerate() {
-                todo.insert(i, p);
-            }
+            lexical::prepend(&mut todo, &target);
             continue;
         }
         if todo.is_empty() {
@@ -565,7 +551,7 @@ pub fn resolve_in_root(root: &Path, path: &str) -> io::Result<Resolved> {
 /// relative to it (every directory on the way was found not to be a
 /// symlink) and remembered in `steps`.
 fn resolve_at(root: &File, path: &str, steps: &mut HashMap<PathBuf, Step>) -> io::Result<Resolved> {
-    let mut todo = components(path.as_bytes());
+    let mut todo = lexical::components(path.as_bytes());
     let mut current: Vec<Vec<u8>> = Vec::new();
     let mut visited = Vec::new();
     let mut links = 0;
@@ -608,9 +594,7 @@ fn resolve_at(root: &File, path: &str, steps: &mut HashMap<PathBuf, Step>) -> io
                 if target.starts_with(b"/") {
                     current.clear();
                 }
-                for (i, p) in components(&target).into_iter().enumerate() {
-                    todo.insert(i, p);
-                }
+                lexical::prepend(&mut todo, &target);
             }
             Step::Other(_) => {}
             Step::Missing => missing = true,
