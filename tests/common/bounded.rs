@@ -33,10 +33,8 @@ pub fn output_within(mut cmd: Command, deadline: Duration) -> Output {
         }
         if looked.elapsed() > NUDGE_AFTER {
             looked = Instant::now();
-            for youki in tree(child.id())
-                .into_iter()
-                .filter(|&p| missed_child_exit(p))
-            {
+            let pids = tree(child.id());
+            for &youki in pids.iter().filter(|&&p| missed_child_exit(p, &pids)) {
                 eprintln!("youki {youki} missed its container's exit: SIGCHLD sent");
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(youki as i32),
@@ -87,18 +85,17 @@ const NUDGE_AFTER: Duration = Duration::from_secs(2);
 /// container that exits before that sends a SIGCHLD nobody blocks, which its
 /// default disposition discards, and youki then waits in sigwait forever
 /// (runc 1.3.0-1.3.4 had the same race, fixed upstream by registering
-/// SIGCHLD before the start). True when `pid` is youki and has a child it
-/// did not reap.
+/// SIGCHLD before the start). True when `pid` is youki and has a child
+/// among `pids` (its process tree) that it did not reap.
 /// Only `run` in the tests meets this: containerd and conmon use create and
 /// start.
-fn missed_child_exit(pid: u32) -> bool {
+fn missed_child_exit(pid: u32, pids: &[u32]) -> bool {
     let is_youki = std::fs::read_link(format!("/proc/{pid}/exe"))
         .is_ok_and(|exe| exe.file_name().is_some_and(|n| n == "youki"));
     is_youki
-        && tree(pid)
-            .into_iter()
-            .filter(|&p| parent_of(p) == Some(pid))
-            .any(|child| state_of(child) == Some('Z'))
+        && pids
+            .iter()
+            .any(|&p| parent_of(p) == Some(pid) && state_of(p) == Some('Z'))
 }
 
 fn state_of(pid: u32) -> Option<char> {
